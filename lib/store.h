@@ -1,0 +1,93 @@
+/* store: the SQLite database (verdicts and POP-before-SMTP grants).
+ *
+ * store_open gives one connection (WAL mode, busy timeout, schema brought
+ * up to date by the numbered migrations compiled in from sql/). It is for
+ * one thread at a time. The milter never writes through it on the message
+ * path: verdicts go to a store_writer, a single thread that owns its own
+ * connection and writes batches from a bounded in-memory queue, so no milter
+ * thread ever waits on disk. When the database is locked, read-only or
+ * otherwise failing, the writer keeps the queue, logs once per incident,
+ * retries, and writes everything when the database is back. */
+#ifndef KANJIKI_STORE_H
+#define KANJIKI_STORE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ip.h"
+#include "verdict.h"
+
+struct sqlite3;
+struct store;
+
+enum {
+    STORE_READONLY = 1u << 0,  /* open read-only; never migrates */
+    STORE_NOCREATE = 1u << 1,  /* fail if the file does not exist */
+};
+
+/* Open (creating when allowed) and migrate. busy_ms: how long a statement
+ * may wait on a lock. Returns 0, or -1 with the reason in err. */
+int store_open(const char *path, unsigned flags, int busy_ms,
+               struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);
+struct sqlite3 *store_db(struct store *s);
+/* PRAGMA user_version after migration. */
+int store_schema_version(struct store *s);
+/* The newest schema version this build knows. */
+int store_schema_latest(void);
+/* Apply migrations above user_version to db (each in its own transaction).
+ * Exposed for tests that create old databases. Returns 0 or -1. */
+int store_migrate(struct sqlite3 *db, char *err, size_t errlen);
+
+/* Insert one verdict (and set v->id). Synchronous: for the writer thread,
+ * the CLI and tests. Returns 0 or -1 (SQLite error in err). */
+int store_insert_verdict(struct store *s, struct verdict *v,
+                         char *err, size_t errlen);
+
+/* Filters for store_query; zero/NULL fields do not filter. */
+struct store_filter {
+    int64_t since_ms, until_ms;   /* inclusive bounds; 0 = open */
+    bool has_net;
+    struct cidr net;              /* client IP within */
+    const char *sender;           /* "u@d" exact, or "d" = any sender at d */
+    const char *rcpt;             /* same for recipients (refused or accepted) */
+    bool has_action;
+    enum verdict_action action;
+    int kind;                     /* -1 any, else enum verdict_kind */
+    const char *reason_code;      /* reasons[].code equals */
+    int64_t limit;                /* 0 = no limit */
+};
+void store_filter_init(struct store_filter *f);
+
+typedef int (*store_row_fn)(const struct verdict *v, void *arg);
+/* Newest first. fn returning non-zero stops. Loaded verdicts have
+ * reasons_json set (reasons[] left empty). Returns 0 or -1. */
+int store_query(struct store *s, const struct store_filter *f,
+                store_row_fn fn, void *arg, char *err, size_t errlen);
+
+/* --- the writer thread --- */
+struct store_writer;
+
+struct store_writer_stats {
+    uint64_t submitted, written, dropped, failures;
+    size_t queued;
+    bool healthy;       /* last attempt succeeded */
+};
+
+/* Start the writer for path with room for capacity queued verdicts. The
+ * database need not be reachable yet: the writer retries every retry_ms. */
+struct store_writer *store_writer_start(const char *path, size_t capacity,
+                                        int retry_ms);
+/* Hand v to the writer (ownership passes). Never blocks on disk. When the
+ * queue is full the verdict is dropped and counted (and logged once per
+ * incident); returns false then. */
+bool store_writer_submit(struct store_writer *w, struct verdict *v);
+/* Wait until everything queued so far is written or timeout_ms passes;
+ * returns true when drained. */
+bool store_writer_flush(struct store_writer *w, int timeout_ms);
+void store_writer_stats(struct store_writer *w, struct store_writer_stats *out);
+/* Flush (bounded by timeout_ms), stop and join. Verdicts still queued after
+ * the timeout are logged as lost with their count. */
+void store_writer_stop(struct store_writer *w, int timeout_ms);
+
+#endif
