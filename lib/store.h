@@ -38,6 +38,9 @@ int store_schema_latest(void);
 /* Apply migrations above user_version to db (each in its own transaction).
  * Exposed for tests that create old databases. Returns 0 or -1. */
 int store_migrate(struct sqlite3 *db, char *err, size_t errlen);
+/* Same, but stop at version target (tests build old databases with it). A
+ * database newer than this build is an error naming both versions. */
+int store_migrate_to(struct sqlite3 *db, int target, char *err, size_t errlen);
 
 /* Insert one verdict (and set v->id). Synchronous: for the writer thread,
  * the CLI and tests. Returns 0 or -1 (SQLite error in err). */

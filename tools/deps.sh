@@ -3,7 +3,7 @@
 # need, but only those missing; without root, say what is missing and stop.
 set -eu
 PKGS="build-essential pkg-config libmilter-dev libspf2-dev libc-ares-dev
-libsqlite3-dev sqlite3 check postfix swaks nmap sasl2-bin libsasl2-modules
+libsqlite3-dev sqlite3 check python3 postfix swaks nmap sasl2-bin libsasl2-modules
 rbldnsd dnsmasq-base iproute2 procps"
 missing=""
 for p in $PKGS; do
