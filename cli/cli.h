@@ -1,0 +1,26 @@
+/* cli: the kanjiki command. main.c parses the global options (-c FILE,
+ * -d DB), loads the configuration and dispatches to one cmd_* per
+ * subcommand. Each cmd_* returns the process exit status: 0 success, 1 a
+ * failure it reported on stderr, 2 a usage error. */
+#ifndef KANJIKI_CLI_H
+#define KANJIKI_CLI_H
+#include <stdbool.h>
+
+#include "conf.h"
+
+struct cli_ctx {
+    const char *db_path;        /* -d DB, else the configuration's database */
+    const struct conf *conf;    /* loaded configuration (defaults if none) */
+    bool tty;                   /* stdout is a terminal */
+};
+
+int cmd_check(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_popauth(struct cli_ctx *ctx, int argc, char **argv);
+
+/* Output formats shared by the listing commands. */
+enum cli_format { CLI_FMT_TABLE = 0, CLI_FMT_JSON, CLI_FMT_CSV };
+/* "table", "json", "csv"; returns 0 or -1. */
+int cli_parse_format(const char *s, enum cli_format *out);
+
+#endif
