@@ -14,6 +14,7 @@ MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/kanjiki
 SYSCONFDIR ?= /etc/kanjiki
 BUILD      ?= build
+VERSION     = 0.1.0
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -22,7 +23,8 @@ WARN     = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=all
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) \
-           -Ilib -I$(BUILD)/gen -DKANJIKI_SYSCONFDIR='"$(SYSCONFDIR)"'
+           -Ilib -I$(BUILD)/gen -DKANJIKI_SYSCONFDIR='"$(SYSCONFDIR)"' \
+           -DKANJIKI_VERSION='"$(VERSION)"'
 LDFLAGS_ALL = $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC  = $(sort $(wildcard lib/*.c))

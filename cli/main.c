@@ -1,0 +1,85 @@
+/* kanjiki: the command line. Global options, configuration, dispatch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *usage_text =
+    "usage: kanjiki [-c FILE | -d DB] COMMAND [ARGS]\n"
+    "  -c FILE   configuration (default " CONF_DEFAULT_PATH " if it exists)\n"
+    "  -d DB     use this database instead of the configuration's\n"
+    "commands:\n"
+    "  check                 validate configuration and rules, print the policy\n"
+    "  query [FILTERS]       list verdicts (kanjiki query --help)\n"
+    "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
+    "                        (kanjiki popauth --help)\n"
+    "See kanjiki(1).\n";
+
+int cli_parse_format(const char *s, enum cli_format *out)
+{
+    if (!strcmp(s, "table"))
+        *out = CLI_FMT_TABLE;
+    else if (!strcmp(s, "json"))
+        *out = CLI_FMT_JSON;
+    else if (!strcmp(s, "csv"))
+        *out = CLI_FMT_CSV;
+    else
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf_path = NULL, *db = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "-d")) && i + 1 < argc) {
+            if (a[1] == 'c')
+                conf_path = argv[++i];
+            else
+                db = argv[++i];
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            puts("kanjiki " KANJIKI_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "kanjiki: unknown option %s\n%s", a, usage_text);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *cmd = argv[i];
+    if (!conf_path)
+        conf_path = conf_default_path();
+
+    struct conf *c = NULL;
+    char err[1024];
+    if (!conf_path) {
+        c = conf_defaults();
+    } else if (conf_load(conf_path, &c, err, sizeof err) < 0) {
+        fprintf(stderr, "kanjiki: %s\n", err);
+        return 1;
+    }
+    struct cli_ctx ctx = { db ? db : c->database, c, isatty(1) != 0 };
+    int rc;
+    if (!strcmp(cmd, "check"))
+        rc = cmd_check(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "query"))
+        rc = cmd_query(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "popauth"))
+        rc = cmd_popauth(&ctx, argc - i, argv + i);
+    else {
+        fprintf(stderr, "kanjiki: unknown command '%s'\n%s", cmd, usage_text);
+        rc = 2;
+    }
+    conf_free(c);
+    return rc;
+}

@@ -1,0 +1,616 @@
+#include "rules.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "esc.h"
+#include "sbuf.h"
+#include "xalloc.h"
+
+#define RULES_MAX_FILE (4 * 1024 * 1024)
+#define RULES_MAX_TOKEN 1024
+
+/* --- tokens --- */
+
+enum tok_kind { TOK_END = 0, TOK_WORD, TOK_STRING, TOK_COMMA };
+
+struct tok {
+    enum tok_kind kind;
+    char text[RULES_MAX_TOKEN];
+    int line, col;
+};
+
+struct lexer {
+    const char *fname;
+    const char *p, *end;
+    int line, col;          /* of *p */
+    char *err;
+    size_t errlen;
+};
+
+static int lex_error(struct lexer *lx, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int lex_error(struct lexer *lx, int line, int col, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (lx->errlen)
+        snprintf(lx->err, lx->errlen, "%s:%d:%d: %s", lx->fname, line, col, msg);
+    return -1;
+}
+
+static void advance(struct lexer *lx)
+{
+    if (*lx->p == '\n') {
+        lx->line++;
+        lx->col = 1;
+    } else if (((unsigned char)*lx->p & 0xC0) != 0x80) {
+        lx->col++;           /* columns count characters, not UTF-8 bytes */
+    }
+    lx->p++;
+}
+
+/* Next token on the current logical line. A newline ends the statement
+ * (TOK_END) unless escaped with a backslash. Returns 0 or -1. */
+static int next_tok(struct lexer *lx, struct tok *t)
+{
+    for (;;) {
+        while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\r'))
+            advance(lx);
+        if (lx->p < lx->end && *lx->p == '#')
+            while (lx->p < lx->end && *lx->p != '\n')
+                advance(lx);
+        if (lx->p + 1 < lx->end && lx->p[0] == '\\' &&
+            (lx->p[1] == '\n' || (lx->p[1] == '\r' && lx->p + 2 < lx->end && lx->p[2] == '\n'))) {
+            while (*lx->p != '\n')
+                advance(lx);
+            advance(lx);
+            continue;
+        }
+        break;
+    }
+    t->line = lx->line;
+    t->col = lx->col;
+    t->text[0] = '\0';
+    if (lx->p >= lx->end || *lx->p == '\n') {
+        t->kind = TOK_END;
+        return 0;
+    }
+    unsigned char c = (unsigned char)*lx->p;
+    if (c == ',') {
+        t->kind = TOK_COMMA;
+        advance(lx);
+        return 0;
+    }
+    size_t n = 0;
+    if (c == '"') {
+        t->kind = TOK_STRING;
+        advance(lx);
+        for (;;) {
+            if (lx->p >= lx->end || *lx->p == '\n')
+                return lex_error(lx, t->line, t->col, "unterminated string");
+            char ch = *lx->p;
+            if (ch == '"') {
+                advance(lx);
+                break;
+            }
+            if (ch == '\\' && lx->p + 1 < lx->end && lx->p[1] != '\n') {
+                advance(lx);
+                ch = *lx->p;
+            }
+            if (ch == '\0' || ((unsigned char)ch < 0x20 && ch != '\t'))
+                return lex_error(lx, lx->line, lx->col, "control character in string");
+            if (n + 1 >= sizeof t->text)
+                return lex_error(lx, t->line, t->col, "string longer than %d bytes",
+                                 RULES_MAX_TOKEN - 1);
+            t->text[n++] = ch;
+            advance(lx);
+        }
+    } else {
+        t->kind = TOK_WORD;
+        while (lx->p < lx->end) {
+            unsigned char ch = (unsigned char)*lx->p;
+            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == ',' ||
+                ch == '#' || ch == '"')
+                break;
+            if (ch < 0x20 || ch == 0x7f)
+                return lex_error(lx, lx->line, lx->col, "control character 0x%02x", ch);
+            if (n + 1 >= sizeof t->text)
+                return lex_error(lx, t->line, t->col, "word longer than %d bytes",
+                                 RULES_MAX_TOKEN - 1);
+            t->text[n++] = (char)ch;
+            advance(lx);
+        }
+    }
+    t->text[n] = '\0';
+    return 0;
+}
+
+/* Skip the rest of a line after an error-free statement end. */
+static void to_next_line(struct lexer *lx)
+{
+    if (lx->p < lx->end && *lx->p == '\n')
+        advance(lx);
+}
+
+/* --- patterns --- */
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* Domain text of a pattern: validated with the address parser so names obey
+ * the same rules as in mail. */
+static int check_domain(const char *d)
+{
+    char tmp[ADDR_MAX_DOMAIN + 8], err[64];
+    struct addr a;
+    if (!*d || strlen(d) > ADDR_MAX_DOMAIN)
+        return -1;
+    snprintf(tmp, sizeof tmp, "x@%s", d);
+    return addr_parse(tmp, strlen(tmp), &a, err, sizeof err) == 0 &&
+                   a.kind == ADDR_D_NAME && !a.tricks
+               ? 0 : -1;
+}
+
+static int parse_pat(const char *v, enum rule_subject subj, struct rule_pat *p,
+                     const char **why)
+{
+    memset(p, 0, sizeof *p);
+    char *s = xstrdup(v);
+    lower(s);
+    if (subj == RULE_SENDER && !strcmp(s, "<>")) {
+        p->kind = RULE_PAT_NULL;
+        free(s);
+        return 0;
+    }
+    char *at = subj == RULE_HELO ? NULL : strrchr(s, '@');
+    const char *dom = s;
+    if (at) {
+        *at = '\0';
+        dom = at + 1;
+        if (*s && !*dom) {
+            p->kind = RULE_PAT_LOCAL;
+        } else if (*s) {
+            p->kind = RULE_PAT_ADDRESS;
+        } else if (!*dom) {
+            *why = "expected user@domain, user@, @domain or domain";
+            free(s);
+            return -1;
+        } else {
+            p->kind = RULE_PAT_DOMAIN;
+        }
+        if (*s)
+            p->local = xstrdup(s);
+        if (*s && strpbrk(s, "\"\\ "))
+            *why = "quoted local parts are not supported in patterns";
+    } else if (s[0] == '.') {
+        p->kind = RULE_PAT_SUBDOMAIN;
+        dom = s + 1;
+    } else {
+        p->kind = RULE_PAT_DOMAIN;
+    }
+    if (*dom) {
+        char d[ADDR_MAX_DOMAIN + 2];
+        snprintf(d, sizeof d, "%s", dom);
+        size_t dl = strlen(d);
+        if (dl && d[dl - 1] == '.')
+            d[dl - 1] = '\0';
+        if (check_domain(d) < 0 && !(subj == RULE_HELO && *d)) {
+            *why = "not a valid domain name";
+            free(p->local);
+            free(s);
+            return -1;
+        }
+        p->domain = xstrdup(d);
+    }
+    free(s);
+    return 0;
+}
+
+static void rule_clear(struct rule *r)
+{
+    cidrset_free(r->nets);
+    for (size_t i = 0; i < r->npats; i++) {
+        free(r->pats[i].local);
+        free(r->pats[i].domain);
+    }
+    free(r->pats);
+    free(r->reply_text);
+    free(r->where);
+}
+
+struct ruleset *rules_new(void)
+{
+    return xcalloc(1, sizeof(struct ruleset));
+}
+
+void rules_free(struct ruleset *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n; i++)
+        rule_clear(&rs->v[i]);
+    free(rs->v);
+    free(rs);
+}
+
+/* "550 5.7.1 text", "450 4.7.1 text", "550 text" or just "text". */
+static int parse_reply(struct rule *r, const char *s, const char **why)
+{
+    int code = 550;
+    char xcode[16] = "5.7.1";
+    const char *p = s;
+    if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+        isdigit((unsigned char)p[2]) && (p[3] == ' ' || !p[3])) {
+        code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        if (code < 400 || code > 599) {
+            *why = "reply code must be 4xx or 5xx";
+            return -1;
+        }
+        p += 3;
+        while (*p == ' ')
+            p++;
+        int a, b, c, n = 0;
+        if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3 && (p[n] == ' ' || !p[n])) {
+            if (a != code / 100) {
+                *why = "enhanced status code class must match the reply code";
+                return -1;
+            }
+            snprintf(xcode, sizeof xcode, "%d.%d.%d", a, b, c);
+            p += n;
+            while (*p == ' ')
+                p++;
+        } else {
+            snprintf(xcode, sizeof xcode, "%d.7.1", code / 100);
+        }
+    }
+    if (!*p) {
+        *why = "reply needs a text";
+        return -1;
+    }
+    for (const char *q = p; *q; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f || *q == '%') {
+            /* libmilter's smfi_setreply forbids '%'-less percent signs and
+             * SMTP replies are 7-bit: keep reply texts plain ASCII. */
+            *why = "reply text must be printable ASCII without '%'";
+            return -1;
+        }
+    r->reply_code = code;
+    snprintf(r->reply_xcode, sizeof r->reply_xcode, "%s", xcode);
+    r->reply_text = xstrdup(p);
+    return 0;
+}
+
+static int parse_listrule(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+{
+    struct rule r;
+    memset(&r, 0, sizeof r);
+    r.verb = !strcmp(verb->text, "allow") ? RULE_ALLOW : RULE_DENY;
+    struct tok t;
+    if (next_tok(lx, &t) < 0)
+        return -1;
+    static const char *subjects[] = { "client", "sender", "rcpt", "helo" };
+    size_t k = 0;
+    while (t.kind == TOK_WORD && k < 4 && strcmp(t.text, subjects[k]))
+        k++;
+    if (t.kind != TOK_WORD || k == 4)
+        return lex_error(lx, t.line, t.col,
+                         "expected client, sender, rcpt or helo after '%s'", verb->text);
+    r.subject = (enum rule_subject)k;
+    if (r.subject == RULE_CLIENT)
+        r.nets = cidrset_new();
+    size_t nvalues = 0;
+    int rc = 0;
+    for (;;) {
+        if ((rc = next_tok(lx, &t)) < 0)
+            break;
+        if (t.kind == TOK_END)
+            break;
+        if (t.kind == TOK_COMMA)
+            continue;
+        if (t.kind == TOK_WORD && !strcmp(t.text, "reply")) {
+            struct tok s;
+            const char *why = NULL;
+            if ((rc = next_tok(lx, &s)) < 0)
+                break;
+            if (r.verb != RULE_DENY) {
+                rc = lex_error(lx, t.line, t.col, "only deny rules take a reply");
+                break;
+            }
+            if (s.kind != TOK_STRING) {
+                rc = lex_error(lx, s.line, s.col, "reply needs a quoted text");
+                break;
+            }
+            if (parse_reply(&r, s.text, &why) < 0) {
+                rc = lex_error(lx, s.line, s.col, "%s", why);
+                break;
+            }
+            continue;
+        }
+        if (r.reply_text) {
+            rc = lex_error(lx, t.line, t.col, "values must come before reply");
+            break;
+        }
+        if (r.subject == RULE_CLIENT) {
+            char why[160];
+            if (cidrset_add_str(r.nets, t.text, why, sizeof why) < 0) {
+                rc = lex_error(lx, t.line, t.col, "%s", why);
+                break;
+            }
+        } else {
+            struct rule_pat p;
+            const char *why = NULL;
+            if (parse_pat(t.text, r.subject, &p, &why) < 0 || why) {
+                if (!why)
+                    why = "bad pattern";
+                free(p.local);
+                free(p.domain);
+                rc = lex_error(lx, t.line, t.col, "%s: '%s'", why, t.text);
+                break;
+            }
+            r.pats = xrealloc(r.pats, (r.npats + 1) * sizeof *r.pats);
+            r.pats[r.npats++] = p;
+        }
+        nvalues++;
+    }
+    if (!rc && !nvalues)
+        rc = lex_error(lx, t.line, t.col, "'%s %s' needs at least one value",
+                       verb->text, subjects[k]);
+    if (rc) {
+        rule_clear(&r);
+        return -1;
+    }
+    if (r.verb == RULE_DENY && !r.reply_text) {
+        r.reply_code = 550;
+        snprintf(r.reply_xcode, sizeof r.reply_xcode, "5.7.1");
+        r.reply_text = xstrdup("Access denied (kanjiki)");
+    }
+    struct sbuf w = SBUF_INIT;
+    sbuf_addf(&w, "%s:%d", lx->fname, verb->line);
+    r.where = sbuf_take(&w);
+    rs->v = xrealloc(rs->v, (rs->n + 1) * sizeof *rs->v);
+    rs->v[rs->n++] = r;
+    return 0;
+}
+
+/* The verb table: later statement kinds (zones, weights, thresholds) are
+ * added here with their own parse function. */
+static const struct {
+    const char *verb;
+    int (*parse)(struct lexer *, struct ruleset *, const struct tok *);
+} verbs[] = {
+    { "allow", parse_listrule },
+    { "deny", parse_listrule },
+};
+
+int rules_parse(struct ruleset *rs, const char *fname, const char *text,
+                size_t len, char *err, size_t errlen)
+{
+    struct lexer lx = { fname, text, text + len, 1, 1, err, errlen };
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        /* report where the NUL is, counting lines up to it */
+        int line = 1;
+        for (const char *q = text; q < nul; q++)
+            line += *q == '\n';
+        return lex_error(&lx, line, 1, "NUL byte in rules file");
+    }
+    while (lx.p < lx.end) {
+        struct tok t;
+        if (next_tok(&lx, &t) < 0)
+            return -1;
+        if (t.kind == TOK_END) {
+            to_next_line(&lx);
+            continue;
+        }
+        if (t.kind != TOK_WORD)
+            return lex_error(&lx, t.line, t.col, "expected a statement (allow or deny)");
+        size_t k = 0;
+        while (k < sizeof verbs / sizeof verbs[0] && strcmp(verbs[k].verb, t.text))
+            k++;
+        if (k == sizeof verbs / sizeof verbs[0]) {
+            struct sbuf b = SBUF_INIT;
+            esc_text_s(&b, t.text);
+            lex_error(&lx, t.line, t.col, "unknown statement '%s' (expected allow or deny)",
+                      sbuf_str(&b));
+            sbuf_free(&b);
+            return -1;
+        }
+        if (verbs[k].parse(&lx, rs, &t) < 0)
+            return -1;
+        to_next_line(&lx);
+    }
+    rs->nfiles++;
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int read_file(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct sbuf b = SBUF_INIT;
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        sbuf_add(&b, buf, n);
+        if (b.len > RULES_MAX_FILE) {
+            snprintf(err, errlen, "%s: larger than %d bytes", path, RULES_MAX_FILE);
+            fclose(f);
+            sbuf_free(&b);
+            return -1;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "%s: read error", path);
+        sbuf_free(&b);
+        return -1;
+    }
+    *len = b.len;
+    *text = sbuf_take(&b);
+    return 0;
+}
+
+int rules_load_dir(const char *dir, struct ruleset **out, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: cannot open rules directory: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l > 6 && e->d_name[0] != '.' && !strcmp(e->d_name + l - 6, ".rules")) {
+            names = xrealloc(names, (n + 1) * sizeof *names);
+            names[n++] = xstrdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    struct ruleset *rs = rules_new();
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct sbuf path = SBUF_INIT;
+        sbuf_addf(&path, "%s/%s", dir, names[i]);
+        char *text = NULL;
+        size_t len = 0;
+        if (!rc)
+            rc = read_file(sbuf_str(&path), &text, &len, err, errlen);
+        if (!rc)
+            rc = rules_parse(rs, sbuf_str(&path), text, len, err, errlen);
+        free(text);
+        sbuf_free(&path);
+        free(names[i]);
+    }
+    free(names);
+    if (rc) {
+        rules_free(rs);
+        return -1;
+    }
+    *out = rs;
+    return 0;
+}
+
+/* --- matching --- */
+
+static bool subdomain_of(const char *name, const char *parent)
+{
+    size_t n = strlen(name), p = strlen(parent);
+    if (n && name[n - 1] == '.')
+        n--;
+    return n > p + 1 && name[n - p - 1] == '.' && !strncasecmp(name + n - p, parent, p);
+}
+
+static bool pat_match(const struct rule_pat *p, bool is_null, const char *local,
+                      const char *domain)
+{
+    if (p->kind == RULE_PAT_NULL)
+        return is_null;
+    if (is_null)
+        return false;
+    switch (p->kind) {
+    case RULE_PAT_ADDRESS:
+        return local && domain && !strcasecmp(p->local, local) &&
+               addr_domain_eq(p->domain, domain);
+    case RULE_PAT_LOCAL:
+        return local && !strcasecmp(p->local, local);
+    case RULE_PAT_DOMAIN:
+        return domain && addr_domain_eq(p->domain, domain);
+    case RULE_PAT_SUBDOMAIN:
+        return domain && subdomain_of(domain, p->domain);
+    default:
+        return false;
+    }
+}
+
+static bool rule_matches(const struct rule *r, const struct rules_input *in)
+{
+    for (size_t i = 0; r->subject != RULE_CLIENT && i < r->npats; i++) {
+        const struct rule_pat *p = &r->pats[i];
+        switch (r->subject) {
+        case RULE_SENDER:
+            if (pat_match(p, in->sender_null, in->sender_local, in->sender_domain))
+                return true;
+            break;
+        case RULE_RCPT:
+            if (pat_match(p, false, in->rcpt_local, in->rcpt_domain))
+                return true;
+            break;
+        case RULE_HELO:
+            if (in->helo && (p->kind == RULE_PAT_SUBDOMAIN
+                                 ? subdomain_of(in->helo, p->domain)
+                                 : addr_domain_eq(in->helo, p->domain)))
+                return true;
+            break;
+        default:
+            break;
+        }
+    }
+    return r->subject == RULE_CLIENT && in->client && cidrset_contains(r->nets, in->client);
+}
+
+const struct rule *rules_match(const struct ruleset *rs, const struct rules_input *in)
+{
+    for (size_t i = 0; rs && i < rs->n; i++)
+        if (rule_matches(&rs->v[i], in))
+            return &rs->v[i];
+    return NULL;
+}
+
+const char *rules_subject_name(enum rule_subject s)
+{
+    static const char *names[] = { "client", "sender", "rcpt", "helo" };
+    return (unsigned)s < 4 ? names[s] : "?";
+}
+
+void rules_print(const struct ruleset *rs, FILE *f)
+{
+    for (size_t i = 0; rs && i < rs->n; i++) {
+        const struct rule *r = &rs->v[i];
+        fprintf(f, "%s %s", r->verb == RULE_ALLOW ? "allow" : "deny",
+                rules_subject_name(r->subject));
+        for (size_t k = 0; r->nets && k < cidrset_count(r->nets); k++) {
+            char buf[IP_STRLEN + 8];
+            cidr_format(cidrset_get(r->nets, k), buf, sizeof buf);
+            fprintf(f, "%s %s", k ? "," : "", buf);
+        }
+        for (size_t k = 0; k < r->npats; k++) {
+            const struct rule_pat *p = &r->pats[k];
+            fputs(k ? ", " : " ", f);
+            switch (p->kind) {
+            case RULE_PAT_NULL: fputs("<>", f); break;
+            case RULE_PAT_ADDRESS: fprintf(f, "%s@%s", p->local, p->domain); break;
+            case RULE_PAT_LOCAL: fprintf(f, "%s@", p->local); break;
+            case RULE_PAT_DOMAIN: fputs(p->domain, f); break;
+            case RULE_PAT_SUBDOMAIN: fprintf(f, ".%s", p->domain); break;
+            }
+        }
+        if (r->verb == RULE_DENY)
+            fprintf(f, " reply \"%d %s %s\"", r->reply_code, r->reply_xcode, r->reply_text);
+        fprintf(f, "   # %s\n", r->where);
+    }
+}

@@ -1,0 +1,91 @@
+/* rules: the policy language of the rules/ files (NAME.rules).
+ *
+ * A file is a list of statements, one per line ('\' at the end of a line
+ * continues it, '#' starts a comment). A statement starts with a verb; the
+ * verb decides the rest of its syntax, so new statements (blocklist zones,
+ * weights, thresholds, actions) are new entries in the parser's verb table
+ * and new fields in struct rule, not a new language. Today's verbs:
+ *
+ *   allow|deny  client|sender|rcpt|helo  VALUE [, VALUE ...]  [reply "TEXT"]
+ *
+ * Rules are tried in order (files in name order, lines in file order); the
+ * first allow/deny whose subject matches decides. `allow` stops the rules
+ * for that recipient (it never authorises relaying: that is what
+ * trusted_networks, SMTP AUTH and POP-before-SMTP are for); `deny` refuses
+ * the recipient with its reply (default 550 5.7.1).
+ *
+ * rules_load_dir/rules_parse return a ruleset that owns everything in it
+ * (rules_free). Errors name "file:line:column: reason". */
+#ifndef KANJIKI_RULES_H
+#define KANJIKI_RULES_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "cidrset.h"
+#include "ip.h"
+
+enum rule_verb { RULE_ALLOW = 0, RULE_DENY };
+enum rule_subject { RULE_CLIENT = 0, RULE_SENDER, RULE_RCPT, RULE_HELO };
+
+/* One address/domain/name pattern (sender, rcpt, helo). */
+enum rule_pat_kind {
+    RULE_PAT_NULL = 0,   /* "<>": the null sender */
+    RULE_PAT_ADDRESS,    /* user@domain: exact address */
+    RULE_PAT_LOCAL,      /* user@ : that local part at any domain */
+    RULE_PAT_DOMAIN,     /* domain or @domain: exactly that domain */
+    RULE_PAT_SUBDOMAIN,  /* .domain: any name below domain */
+};
+
+struct rule_pat {
+    enum rule_pat_kind kind;
+    char *local;         /* lower-case, RULE_PAT_ADDRESS / LOCAL */
+    char *domain;        /* lower-case, no leading or trailing dot */
+};
+
+struct rule {
+    enum rule_verb verb;
+    enum rule_subject subject;
+    struct cidrset *nets;      /* RULE_CLIENT */
+    struct rule_pat *pats;     /* other subjects */
+    size_t npats;
+    int reply_code;            /* deny: 4xx or 5xx */
+    char reply_xcode[16];      /* deny: "5.7.1" */
+    char *reply_text;          /* deny: text after the codes */
+    char *where;               /* "file:line" */
+};
+
+struct ruleset {
+    struct rule *v;
+    size_t n;
+    size_t nfiles;             /* files read */
+};
+
+struct ruleset *rules_new(void);
+void rules_free(struct ruleset *rs);
+/* Parse text (len bytes; may hold anything) named fname into rs (appended).
+ * Returns 0, or -1 with "fname:line:column: reason" in err. */
+int rules_parse(struct ruleset *rs, const char *fname, const char *text,
+                size_t len, char *err, size_t errlen);
+/* Read every "*.rules" file of dir in name order into a new ruleset. A
+ * missing or unreadable directory is an error. */
+int rules_load_dir(const char *dir, struct ruleset **out, char *err, size_t errlen);
+
+/* What a recipient's rules are matched against. Strings lower-case or not;
+ * NULL means unknown (a rule on an unknown subject does not match). */
+struct rules_input {
+    const struct ip *client;
+    const char *helo;
+    bool sender_null;
+    const char *sender_local, *sender_domain;
+    const char *rcpt_local, *rcpt_domain;
+};
+
+/* The first rule that matches, or NULL. */
+const struct rule *rules_match(const struct ruleset *rs, const struct rules_input *in);
+
+/* Print the rules back in canonical form, with their origin. */
+void rules_print(const struct ruleset *rs, FILE *f);
+const char *rules_subject_name(enum rule_subject s);
+
+#endif
