@@ -40,7 +40,7 @@ SQL      = $(sort $(wildcard sql/[0-9]*.sql))
 LIBS     = -lsqlite3 -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-.PHONY: all deps check check-asan unit e2e demo install clean bench
+.PHONY: all deps check check-asan unit milter-tests e2e demo install clean
 
 all: $(BUILD)/kanjiki-milter $(BUILD)/kanjiki
 
@@ -78,12 +78,18 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \
 	  echo "== $$t"; CK_FORK=yes KANJIKI_TESTDATA=tests/data $$t; done
 
+# The real daemon driven over its socket by our own milter-protocol client.
+milter-tests: all
+	@sh tests/milter/run.sh $(BUILD)
+
+# A real private Postfix on loopback with kanjiki-milter in front of it.
 e2e: all
 	@sh tests/e2e/run.sh $(BUILD)
 
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) milter-tests
 	$(MAKE) e2e
 
 # Unit tests only: the e2e suite drives a real Postfix, whose own processes
