@@ -43,7 +43,11 @@ static size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
  * some log viewer even though they are valid UTF-8. */
 static bool is_unsafe_cp(uint32_t cp)
 {
-    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029;
+    /* C1 controls, line separators, and bidi overrides that could make a log
+     * line read differently from what it holds */
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
+           cp == 0x200e || cp == 0x200f || cp == 0x061c;
 }
 
 static void add_hex(struct sbuf *b, const unsigned char *s, size_t n)

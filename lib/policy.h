@@ -45,7 +45,7 @@ struct policy_rcpt {
     char text[256];               /* ASCII, no mail data, no '%' */
     const char *check;            /* "relay", "route", "syntax", "rule" */
     const char *reason;           /* stable code (relay_denied, deny_rule, ...) */
-    char detail[400];             /* for the verdict; holds mail data */
+    char detail[800];             /* for the verdict; holds mail data */
     const char *rule;             /* "file:line" of the deciding rule, or NULL */
     bool allowed_by_rule;         /* an allow rule matched (reason stays the relay one) */
 };

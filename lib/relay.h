@@ -31,7 +31,7 @@ struct relay_result {
     char text[160];               /* reply text when !ok: fixed ASCII, no mail data */
     const char *check;            /* "relay", "route" or "syntax" */
     const char *reason;           /* stable code, see relay.c */
-    char detail[400];             /* one line for humans (holds mail data: escape it) */
+    char detail[640];             /* one line for humans (holds mail data: escape it) */
     struct addr addr;             /* the parsed recipient (valid unless bad_syntax) */
 };
 
