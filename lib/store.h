@@ -71,8 +71,11 @@ int store_query(struct store *s, const struct store_filter *f,
 /* --- the writer thread --- */
 struct store_writer;
 
+/* submitted counts every store_writer_submit call, so submitted = written +
+ * dropped + queued; failures counts failed write attempts (retries too). */
 struct store_writer_stats {
     uint64_t submitted, written, dropped, failures;
+    uint64_t batches;   /* transactions committed (each up to ~500 verdicts) */
     size_t queued;
     bool healthy;       /* last attempt succeeded */
 };

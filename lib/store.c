@@ -1,0 +1,949 @@
+/* store: see store.h. SQLite access for verdicts (grants live in popauth.c
+ * on the same connection). Every statement is prepared and bound; the only
+ * text spliced into SQL is this file's own: column conditions and the
+ * schema version number from the compiled-in migrations. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "esc.h"
+#include "log.h"
+#include "sbuf.h"
+#include "schema_sql.h"
+#include "xalloc.h"
+
+struct store {
+    sqlite3 *db;
+    bool readonly;
+    sqlite3_stmt *ins;     /* cached INSERT INTO verdicts (writer batches) */
+    sqlite3_stmt *rcpts;   /* cached json_each over a recipients array */
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Run every statement in sql (a migration may hold many), each prepared. */
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    const char *p = sql;
+    while (p && *p) {
+        sqlite3_stmt *st = NULL;
+        const char *tail = NULL;
+        if (sqlite3_prepare_v2(db, p, -1, &st, &tail) != SQLITE_OK)
+            return fail(err, errlen, "%s", sqlite3_errmsg(db));
+        if (st) {
+            int rc;
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                ;
+            if (rc != SQLITE_DONE) {
+                fail(err, errlen, "%s", sqlite3_errmsg(db));
+                sqlite3_finalize(st);
+                return -1;
+            }
+            sqlite3_finalize(st);
+        }
+        p = tail;
+    }
+    return 0;
+}
+
+static int user_version(sqlite3 *db, int *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return fail(err, errlen, "%s", sqlite3_errmsg(db));
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        fail(err, errlen, "%s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* ---- migrations ---- */
+
+int store_schema_latest(void)
+{
+    int v = 0;
+    for (int i = 0; i < schema_migration_count; i++)
+        if (schema_migrations[i].version > v)
+            v = schema_migrations[i].version;
+    return v;
+}
+
+/* The lowest migration above version (not relying on array order). */
+static const struct schema_migration *next_migration(int version)
+{
+    const struct schema_migration *best = NULL;
+    for (int i = 0; i < schema_migration_count; i++) {
+        const struct schema_migration *m = &schema_migrations[i];
+        if (m->version > version && (!best || m->version < best->version))
+            best = m;
+    }
+    return best;
+}
+
+static int newer_than_build(int have, char *err, size_t errlen)
+{
+    return fail(err, errlen,
+                "database schema version %d is newer than this build supports "
+                "(%d); use a newer kanjiki", have, store_schema_latest());
+}
+
+/* Apply m in its own transaction; *cur becomes the version now on disk. */
+static int apply_migration(sqlite3 *db, const struct schema_migration *m, int *cur,
+                           char *err, size_t errlen)
+{
+    char msg[512];
+    if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) < 0)
+        return fail(err, errlen, "migration %s: %s", m->name, msg);
+    /* another process may have migrated between our read and our lock */
+    int now = 0;
+    if (user_version(db, &now, msg, sizeof msg) < 0)
+        goto rollback;
+    if (now >= m->version) {
+        exec_sql(db, "ROLLBACK", NULL, 0);
+        *cur = now;
+        return 0;
+    }
+    char setver[64];
+    snprintf(setver, sizeof setver, "PRAGMA user_version = %d", m->version);
+    if (exec_sql(db, m->sql, msg, sizeof msg) < 0 ||
+        exec_sql(db, setver, msg, sizeof msg) < 0 ||
+        exec_sql(db, "COMMIT", msg, sizeof msg) < 0)
+        goto rollback;
+    *cur = m->version;
+    return 0;
+rollback:
+    exec_sql(db, "ROLLBACK", NULL, 0);
+    return fail(err, errlen, "migration %s: %s", m->name, msg);
+}
+
+int store_migrate_to(sqlite3 *db, int target, char *err, size_t errlen)
+{
+    int cur = 0;
+    if (user_version(db, &cur, err, errlen) < 0)
+        return -1;
+    if (cur > store_schema_latest())
+        return newer_than_build(cur, err, errlen);
+    const struct schema_migration *m;
+    while ((m = next_migration(cur)) && m->version <= target)
+        if (apply_migration(db, m, &cur, err, errlen) < 0)
+            return -1;
+    if (cur > store_schema_latest())
+        return newer_than_build(cur, err, errlen);
+    return 0;
+}
+
+int store_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    return store_migrate_to(db, store_schema_latest(), err, errlen);
+}
+
+/* ---- open and close ---- */
+
+static bool is_memory(const char *path)
+{
+    return !strcmp(path, ":memory:");
+}
+
+/* Create the file ourselves so that its mode is 0640 (less by umask), not
+ * whatever umask SQLite would inherit: verdicts hold addresses. */
+static int precreate(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    return fail(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+}
+
+static int configure(sqlite3 *db, bool readonly, int busy_ms, char *err, size_t errlen)
+{
+    sqlite3_busy_timeout(db, busy_ms > 0 ? busy_ms : 0);
+    if (exec_sql(db, "PRAGMA foreign_keys = ON", err, errlen) < 0)
+        return -1;
+    if (readonly)
+        return 0;
+    if (exec_sql(db, "PRAGMA journal_mode = WAL", err, errlen) < 0 ||
+        exec_sql(db, "PRAGMA synchronous = NORMAL", err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+/* Read-only connections never migrate, but still refuse a newer schema. */
+static int check_version(sqlite3 *db, char *err, size_t errlen)
+{
+    int cur = 0;
+    if (user_version(db, &cur, err, errlen) < 0)
+        return -1;
+    return cur > store_schema_latest() ? newer_than_build(cur, err, errlen) : 0;
+}
+
+static int open_db(const char *path, unsigned flags, sqlite3 **out,
+                   char *err, size_t errlen)
+{
+    bool ro = flags & STORE_READONLY;
+    bool create = !ro && !(flags & STORE_NOCREATE);
+    if (!is_memory(path)) {
+        if (create && precreate(path, err, errlen) < 0)
+            return -1;
+        if (!create && access(path, F_OK) != 0)
+            return fail(err, errlen, "database %s: %s", path, strerror(errno));
+    }
+    int oflags = ro ? SQLITE_OPEN_READONLY
+                    : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, oflags, NULL);
+    if (rc != SQLITE_OK) {
+        fail(err, errlen, "cannot open database %s: %s", path,
+             db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return -1;
+    }
+    /* SQLite quietly falls back to read-only for a write-protected file;
+     * a caller that asked to write must hear about it now */
+    if (!ro && sqlite3_db_readonly(db, "main") == 1) {
+        sqlite3_close(db);
+        return fail(err, errlen, "database %s is read-only", path);
+    }
+    *out = db;
+    return 0;
+}
+
+int store_open(const char *path, unsigned flags, int busy_ms,
+               struct store **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return fail(err, errlen, "no database path configured");
+    sqlite3 *db = NULL;
+    if (open_db(path, flags, &db, err, errlen) < 0)
+        return -1;
+    bool ro = flags & STORE_READONLY;
+    char msg[512];
+    if (configure(db, ro, busy_ms, msg, sizeof msg) < 0 ||
+        (ro ? check_version(db, msg, sizeof msg) : store_migrate(db, msg, sizeof msg)) < 0) {
+        sqlite3_close(db);
+        return fail(err, errlen, "database %s: %s", path, msg);
+    }
+    struct store *s = xcalloc(1, sizeof *s);
+    s->db = db;
+    s->readonly = ro;
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    sqlite3_finalize(s->ins);
+    sqlite3_finalize(s->rcpts);
+    /* _v2: statements other modules forgot to finalize do not leak the db */
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+struct sqlite3 *store_db(struct store *s)
+{
+    return s->db;
+}
+
+int store_schema_version(struct store *s)
+{
+    int v = -1;
+    return user_version(s->db, &v, NULL, 0) < 0 ? -1 : v;
+}
+
+/* ---- insert ---- */
+
+static const char insert_sql[] =
+    "INSERT INTO verdicts (time_ms, kind, queue_id, client_ip, client_ip_bin,"
+    " client_name, helo, sender, auth_user, rcpt, recipients, stage, action,"
+    " monitor, reply, reasons)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+static int bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT)
+             : sqlite3_bind_null(st, i);
+}
+
+static int bind_ip(sqlite3_stmt *st, int i, const char *text)
+{
+    struct ip a;
+    if (!text || ip_parse(text, &a) < 0)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_blob(st, i, a.b, sizeof a.b, SQLITE_TRANSIENT);
+}
+
+/* A verdict loaded from the store carries its reasons as JSON only. */
+static char *reasons_json(const struct verdict *v)
+{
+    if (!v->nreasons && v->reasons_json)
+        return xstrdup(v->reasons_json);
+    return verdict_reasons_to_json(v);
+}
+
+static int bind_verdict(sqlite3_stmt *st, const struct verdict *v)
+{
+    char *rcpts = verdict_rcpts_to_json(v);
+    char *reasons = reasons_json(v);
+    int rc = sqlite3_bind_int64(st, 1, v->time_ms);
+    rc |= bind_str(st, 2, verdict_kind_name(v->kind));
+    rc |= bind_str(st, 3, v->queue_id);
+    rc |= bind_str(st, 4, v->client_ip);
+    rc |= bind_ip(st, 5, v->client_ip);
+    rc |= bind_str(st, 6, v->client_name);
+    rc |= bind_str(st, 7, v->helo);
+    rc |= bind_str(st, 8, v->sender);
+    rc |= bind_str(st, 9, v->auth_user);
+    rc |= bind_str(st, 10, v->rcpt);
+    rc |= bind_str(st, 11, rcpts);
+    rc |= bind_str(st, 12, verdict_stage_name(v->stage));
+    rc |= bind_str(st, 13, verdict_action_name(v->action));
+    rc |= sqlite3_bind_int(st, 14, v->monitor ? 1 : 0);
+    rc |= bind_str(st, 15, v->reply);
+    rc |= bind_str(st, 16, reasons);
+    free(rcpts);
+    free(reasons);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int store_insert_verdict(struct store *s, struct verdict *v,
+                         char *err, size_t errlen)
+{
+    if (!s->ins && sqlite3_prepare_v2(s->db, insert_sql, -1, &s->ins, NULL) != SQLITE_OK)
+        return fail(err, errlen, "insert verdict: %s", sqlite3_errmsg(s->db));
+    int rc = bind_verdict(s->ins, v) < 0 ? SQLITE_ERROR : sqlite3_step(s->ins);
+    if (rc != SQLITE_DONE)
+        fail(err, errlen, "insert verdict: %s", sqlite3_errmsg(s->db));
+    else
+        v->id = sqlite3_last_insert_rowid(s->db);
+    sqlite3_reset(s->ins);
+    sqlite3_clear_bindings(s->ins);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- query ---- */
+
+void store_filter_init(struct store_filter *f)
+{
+    memset(f, 0, sizeof *f);
+    f->kind = -1;
+}
+
+/* One bound parameter of the SELECT being built. */
+struct qparam {
+    enum { QP_INT, QP_TEXT, QP_BLOB } type;
+    int64_t i;
+    char *text;          /* owned */
+    uint8_t blob[16];
+};
+
+struct qbuild {
+    struct sbuf sql;
+    struct qparam p[16];
+    int n;
+};
+
+static void q_cond(struct qbuild *q, const char *cond)
+{
+    sbuf_adds(&q->sql, " AND ");
+    sbuf_adds(&q->sql, cond);
+}
+
+static void q_int(struct qbuild *q, int64_t v)
+{
+    q->p[q->n].type = QP_INT;
+    q->p[q->n++].i = v;
+}
+
+static void q_text(struct qbuild *q, char *owned)
+{
+    q->p[q->n].type = QP_TEXT;
+    q->p[q->n++].text = owned;
+}
+
+static void q_blob(struct qbuild *q, const struct ip *a)
+{
+    q->p[q->n].type = QP_BLOB;
+    memcpy(q->p[q->n++].blob, a->b, 16);
+}
+
+/* "%@" + domain with LIKE's own wildcards escaped, so "_" in a filter
+ * value is an underscore and not "any character". */
+static char *like_domain(const char *domain)
+{
+    struct sbuf b = SBUF_INIT;
+    sbuf_adds(&b, "%@");
+    for (const char *p = domain; *p; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\')
+            sbuf_addc(&b, '\\');
+        sbuf_addc(&b, *p);
+    }
+    return sbuf_take(&b);
+}
+
+/* An address filter: "u@d" is exact, "d" or "@d" any address at d.
+ * Surrounding angle brackets are ignored (people paste "<u@d>"). Returns
+ * the term to bind and whether it is a LIKE pattern. */
+static char *addr_term(const char *in, bool *like)
+{
+    size_t n = strlen(in);
+    if (n >= 2 && in[0] == '<' && in[n - 1] == '>') {
+        in++;
+        n -= 2;
+    }
+    char *s = xstrndup(in, n);
+    *like = false;
+    if (s[0] == '@' || (s[0] && !strchr(s, '@'))) {
+        char *pat = like_domain(s[0] == '@' ? s + 1 : s);
+        free(s);
+        *like = true;
+        return pat;
+    }
+    return s;   /* an address, or "" = the null sender */
+}
+
+/* json_each on text that is not JSON is an error that would fail the whole
+ * query; a damaged row should only fail to match. */
+#define JSON_OR_EMPTY(col) "json_each(CASE WHEN json_valid(" col ") THEN " col " ELSE '[]' END)"
+
+static void q_sender(struct qbuild *q, const char *sender)
+{
+    bool like;
+    char *t = addr_term(sender, &like);
+    q_cond(q, like ? "sender LIKE ? ESCAPE '\\'" : "sender = ? COLLATE NOCASE");
+    q_text(q, t);
+}
+
+static void q_rcpt(struct qbuild *q, const char *rcpt)
+{
+    bool like;
+    char *t = addr_term(rcpt, &like);
+    if (like)
+        q_cond(q, "(rcpt LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM "
+                  JSON_OR_EMPTY("verdicts.recipients") " WHERE value LIKE ? ESCAPE '\\'))");
+    else
+        q_cond(q, "(rcpt = ? COLLATE NOCASE OR EXISTS (SELECT 1 FROM "
+                  JSON_OR_EMPTY("verdicts.recipients") " WHERE value = ? COLLATE NOCASE))");
+    q_text(q, xstrdup(t));
+    q_text(q, t);
+}
+
+static void build_query(struct qbuild *q, const struct store_filter *f)
+{
+    sbuf_adds(&q->sql,
+              "SELECT id, time_ms, kind, queue_id, client_ip, client_name, helo,"
+              " sender, auth_user, rcpt, recipients, stage, action, monitor, reply,"
+              " reasons FROM verdicts WHERE 1");
+    if (f->since_ms) {
+        q_cond(q, "time_ms >= ?");
+        q_int(q, f->since_ms);
+    }
+    if (f->until_ms) {
+        q_cond(q, "time_ms <= ?");
+        q_int(q, f->until_ms);
+    }
+    if (f->has_net) {
+        struct ip lo, hi;
+        cidr_range(&f->net, &lo, &hi);
+        q_cond(q, "client_ip_bin BETWEEN ? AND ?");
+        q_blob(q, &lo);
+        q_blob(q, &hi);
+    }
+    if (f->sender)
+        q_sender(q, f->sender);
+    if (f->rcpt && *f->rcpt)
+        q_rcpt(q, f->rcpt);
+    if (f->has_action) {
+        q_cond(q, "action = ?");
+        q_text(q, xstrdup(verdict_action_name(f->action)));
+    }
+    if (f->kind >= 0) {
+        q_cond(q, "kind = ?");
+        q_text(q, xstrdup(verdict_kind_name((enum verdict_kind)f->kind)));
+    }
+    if (f->reason_code) {
+        q_cond(q, "EXISTS (SELECT 1 FROM " JSON_OR_EMPTY("verdicts.reasons")
+                  " WHERE json_extract(value, '$.code') = ?)");
+        q_text(q, xstrdup(f->reason_code));
+    }
+    sbuf_adds(&q->sql, " ORDER BY time_ms DESC, id DESC LIMIT ?");
+    q_int(q, f->limit > 0 ? f->limit : -1);   /* -1: SQLite's "no limit" */
+}
+
+static int bind_params(sqlite3_stmt *st, const struct qbuild *q)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; i < q->n && rc == SQLITE_OK; i++) {
+        const struct qparam *p = &q->p[i];
+        if (p->type == QP_INT)
+            rc = sqlite3_bind_int64(st, i + 1, p->i);
+        else if (p->type == QP_TEXT)
+            rc = sqlite3_bind_text(st, i + 1, p->text, -1, SQLITE_STATIC);
+        else
+            rc = sqlite3_bind_blob(st, i + 1, p->blob, 16, SQLITE_STATIC);
+    }
+    return rc;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    return xstrdup((const char *)sqlite3_column_text(st, i));
+}
+
+/* Recipients JSON array back into v->rcpts. */
+static void load_rcpts(struct store *s, struct verdict *v, const char *json)
+{
+    if (!s->rcpts && sqlite3_prepare_v2(s->db, "SELECT value FROM " JSON_OR_EMPTY("?1"),
+                                        -1, &s->rcpts, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(s->rcpts, 1, json ? json : "[]", -1, SQLITE_STATIC);
+    while (sqlite3_step(s->rcpts) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(s->rcpts, 0);
+        verdict_add_rcpt(v, r ? r : "");
+    }
+    sqlite3_reset(s->rcpts);
+    sqlite3_clear_bindings(s->rcpts);
+}
+
+static int kind_parse(const char *s, enum verdict_kind *out)
+{
+    if (s && !strcmp(s, "message"))
+        *out = VERDICT_KIND_MESSAGE;
+    else if (s && !strcmp(s, "rcpt"))
+        *out = VERDICT_KIND_RCPT;
+    else
+        return -1;
+    return 0;
+}
+
+static struct verdict *load_row(struct store *s, sqlite3_stmt *st, char *err, size_t errlen)
+{
+    const char *kind = (const char *)sqlite3_column_text(st, 2);
+    const char *stage = (const char *)sqlite3_column_text(st, 11);
+    const char *action = (const char *)sqlite3_column_text(st, 12);
+    struct verdict *v = verdict_new(VERDICT_KIND_MESSAGE);
+    v->id = sqlite3_column_int64(st, 0);
+    if (kind_parse(kind, &v->kind) < 0 || verdict_stage_parse(stage, &v->stage) < 0 ||
+        verdict_action_parse(action, &v->action) < 0) {
+        fail(err, errlen, "verdict %lld: unknown kind, stage or action (%s, %s, %s)",
+             (long long)v->id, kind ? kind : "NULL", stage ? stage : "NULL",
+             action ? action : "NULL");
+        verdict_free(v);
+        return NULL;
+    }
+    v->time_ms = sqlite3_column_int64(st, 1);
+    v->queue_id = col_dup(st, 3);
+    v->client_ip = col_dup(st, 4);
+    v->client_name = col_dup(st, 5);
+    v->helo = col_dup(st, 6);
+    v->sender = col_dup(st, 7);
+    v->auth_user = col_dup(st, 8);
+    v->rcpt = col_dup(st, 9);
+    v->monitor = sqlite3_column_int(st, 13) != 0;
+    v->reply = col_dup(st, 14);
+    v->reasons_json = col_dup(st, 15);
+    if (!v->reasons_json)
+        v->reasons_json = xstrdup("[]");
+    char *recipients = col_dup(st, 10);
+    load_rcpts(s, v, recipients);
+    free(recipients);
+    return v;
+}
+
+static int run_query(struct store *s, sqlite3_stmt *st, store_row_fn fn, void *arg,
+                     char *err, size_t errlen)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct verdict *v = load_row(s, st, err, errlen);
+        if (!v)
+            return -1;
+        int stop = fn(v, arg);
+        verdict_free(v);
+        if (stop)
+            return 0;
+    }
+    if (rc != SQLITE_DONE)
+        return fail(err, errlen, "query: %s", sqlite3_errmsg(s->db));
+    return 0;
+}
+
+int store_query(struct store *s, const struct store_filter *f,
+                store_row_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct qbuild q;
+    memset(&q, 0, sizeof q);
+    build_query(&q, f);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, sbuf_str(&q.sql), -1, &st, NULL) != SQLITE_OK)
+        fail(err, errlen, "query: %s", sqlite3_errmsg(s->db));
+    else if (bind_params(st, &q) != SQLITE_OK)
+        fail(err, errlen, "query: %s", sqlite3_errmsg(s->db));
+    else
+        rc = run_query(s, st, fn, arg, err, errlen);
+    sqlite3_finalize(st);
+    for (int i = 0; i < q.n; i++)
+        free(q.p[i].text);
+    sbuf_free(&q.sql);
+    return rc;
+}
+
+/* ---- the writer thread ---- */
+
+#define WRITER_BATCH   500   /* verdicts per transaction */
+#define WRITER_BUSY_MS 200   /* short: a locked database is retried, not waited on */
+
+struct store_writer {
+    char *path;
+    int retry_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;      /* to the writer: work, a flush, or stop */
+    pthread_cond_t written;   /* to flushers: a batch committed */
+    /* ring of queued verdicts; count includes the batch being written,
+     * which stays in place until committed so a failure loses nothing */
+    struct verdict **ring;
+    size_t cap, head, count;
+    bool stopping;
+    bool kick;                /* a flusher wants a retry now, not after backoff */
+    bool drop_logged;         /* the current drop incident was logged */
+    uint64_t drop_run;        /* verdicts dropped in the current incident */
+    uint64_t retired;         /* verdicts taken off the queue by a commit */
+    struct store_writer_stats st;
+    /* the writer thread's own state, no lock needed */
+    struct store *s;
+    bool failing;             /* in an incident (logged) */
+    bool recovering;          /* writing the backlog of an incident */
+    uint64_t backlog, caught_up;
+};
+
+static struct timespec deadline_after(int ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (ms < 0)
+        ms = 0;
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* An error that only this row causes: retrying would fail the same way
+ * forever and hold every verdict queued behind it. */
+static bool row_error(sqlite3 *db)
+{
+    int rc = sqlite3_extended_errcode(db) & 0xff;
+    return rc == SQLITE_CONSTRAINT || rc == SQLITE_TOOBIG || rc == SQLITE_MISMATCH;
+}
+
+static void log_rejected(const struct verdict *v, const char *why)
+{
+    struct sbuf b = SBUF_INIT;
+    esc_text_s(&b, v->queue_id ? v->queue_id : "-");
+    log_msg(LOG_ERR, "verdict store: dropping a verdict it cannot store (queue %s): %s",
+            sbuf_str(&b), why);
+    sbuf_free(&b);
+}
+
+/* One transaction for the batch. Returns 0 with *rejected = verdicts the
+ * database refused as rows (dropped, logged), or -1: nothing written. */
+static int write_batch(struct store_writer *w, struct verdict **batch, size_t n,
+                       size_t *rejected, char *err, size_t errlen)
+{
+    *rejected = 0;
+    if (!w->s && store_open(w->path, 0, WRITER_BUSY_MS, &w->s, err, errlen) < 0)
+        return -1;
+    char msg[512];
+    if (exec_sql(w->s->db, "BEGIN IMMEDIATE", msg, sizeof msg) < 0) {
+        fail(err, errlen, "%s", msg);
+        goto failed;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (store_insert_verdict(w->s, batch[i], err, errlen) == 0)
+            continue;
+        if (!row_error(w->s->db))
+            goto rollback;
+        log_rejected(batch[i], err);
+        (*rejected)++;
+    }
+    if (exec_sql(w->s->db, "COMMIT", msg, sizeof msg) == 0)
+        return 0;
+    fail(err, errlen, "%s", msg);
+rollback:
+    exec_sql(w->s->db, "ROLLBACK", NULL, 0);
+failed:
+    for (size_t i = 0; i < n; i++)
+        batch[i]->id = 0;
+    /* reopen next time: a file that was read-only, replaced or missing is
+     * then seen as it is now */
+    store_close(w->s);
+    w->s = NULL;
+    return -1;
+}
+
+static void log_recovered(struct store_writer *w)
+{
+    log_msg(LOG_NOTICE, "verdict store back: wrote %llu queued verdicts",
+            (unsigned long long)w->caught_up);
+    w->recovering = false;
+}
+
+/* After a commit of n with queued (before removal) in the queue. */
+static void note_success(struct store_writer *w, size_t n, size_t queued)
+{
+    if (w->failing) {
+        w->failing = false;
+        w->recovering = true;
+        w->backlog = queued;
+        w->caught_up = 0;
+    }
+    if (w->recovering) {
+        w->caught_up += n;
+        if (w->caught_up >= w->backlog)
+            log_recovered(w);
+    }
+}
+
+static void note_failure(struct store_writer *w, const char *why, size_t queued)
+{
+    if (w->failing)
+        return;   /* one line per incident, not per retry */
+    if (w->recovering)
+        log_recovered(w);
+    w->failing = true;
+    log_msg(LOG_ERR, "verdict store unavailable: %s; keeping %zu verdicts queued, "
+            "retrying every %d ms", why, queued, w->retry_ms);
+}
+
+/* Wait retry_ms unless stopping or a flush asks for a retry now. */
+static void backoff(struct store_writer *w)
+{
+    struct timespec until = deadline_after(w->retry_ms);
+    while (!w->stopping && !w->kick)
+        if (pthread_cond_timedwait(&w->wake, &w->mu, &until) == ETIMEDOUT)
+            break;
+}
+
+/* One round: write up to WRITER_BATCH from the head. Called and returns
+ * with mu held; verdicts are freed outside it. */
+static void writer_round(struct store_writer *w, struct verdict **batch)
+{
+    size_t n = w->count < WRITER_BATCH ? w->count : WRITER_BATCH;
+    for (size_t i = 0; i < n; i++)
+        batch[i] = w->ring[(w->head + i) % w->cap];
+    w->kick = false;
+    pthread_mutex_unlock(&w->mu);
+    char err[512];
+    size_t rejected = 0;
+    bool ok = write_batch(w, batch, n, &rejected, err, sizeof err) == 0;
+    pthread_mutex_lock(&w->mu);
+    size_t queued = w->count;
+    if (!ok) {
+        w->st.failures++;
+        w->st.healthy = false;
+        pthread_mutex_unlock(&w->mu);
+        note_failure(w, err, queued);
+        pthread_mutex_lock(&w->mu);
+        backoff(w);
+        return;
+    }
+    w->head = (w->head + n) % w->cap;
+    w->count -= n;
+    w->retired += n;
+    w->st.written += n - rejected;
+    w->st.dropped += rejected;
+    w->st.batches++;
+    w->st.healthy = true;
+    pthread_cond_broadcast(&w->written);
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++)
+        verdict_free(batch[i]);
+    note_success(w, n, queued);
+    pthread_mutex_lock(&w->mu);
+}
+
+static void *writer_main(void *arg)
+{
+    struct store_writer *w = arg;
+    struct verdict **batch = xcalloc(WRITER_BATCH, sizeof *batch);
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->count && !w->stopping)
+            pthread_cond_wait(&w->wake, &w->mu);
+        if (w->stopping)
+            break;
+        writer_round(w, batch);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->recovering)
+        log_recovered(w);
+    store_close(w->s);
+    w->s = NULL;
+    free(batch);
+    return NULL;
+}
+
+static void writer_free(struct store_writer *w)
+{
+    pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->written);
+    pthread_mutex_destroy(&w->mu);
+    free(w->ring);
+    free(w->path);
+    free(w);
+}
+
+struct store_writer *store_writer_start(const char *path, size_t capacity,
+                                        int retry_ms)
+{
+    struct store_writer *w = xcalloc(1, sizeof *w);
+    w->path = xstrdup(path ? path : "");
+    w->cap = capacity ? capacity : 1;
+    w->retry_ms = retry_ms > 0 ? retry_ms : 1000;
+    w->ring = xcalloc(w->cap, sizeof *w->ring);
+    w->st.healthy = true;
+    pthread_mutex_init(&w->mu, NULL);
+    /* monotonic: a clock step must not stretch or cut a timeout */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_cond_init(&w->written, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = pthread_create(&w->thread, NULL, writer_main, w);
+    if (rc != 0) {
+        log_msg(LOG_ERR, "cannot start the verdict writer thread: %s", strerror(rc));
+        writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+bool store_writer_submit(struct store_writer *w, struct verdict *v)
+{
+    if (!v)
+        return false;
+    if (!w) {
+        verdict_free(v);
+        return false;
+    }
+    bool queued = false, first_drop = false;
+    uint64_t resumed = 0;
+    size_t cap = w->cap;
+    pthread_mutex_lock(&w->mu);
+    w->st.submitted++;
+    if (w->count < w->cap && !w->stopping) {
+        w->ring[(w->head + w->count) % w->cap] = v;
+        w->count++;
+        queued = true;
+        if (w->drop_logged) {
+            resumed = w->drop_run;
+            w->drop_logged = false;
+            w->drop_run = 0;
+        }
+        pthread_cond_signal(&w->wake);
+    } else {
+        w->st.dropped++;
+        w->drop_run++;
+        first_drop = !w->drop_logged;
+        w->drop_logged = true;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!queued)
+        verdict_free(v);
+    if (first_drop)
+        log_msg(LOG_ERR, "verdict queue full (%zu): dropping verdicts until the "
+                "store catches up", cap);
+    if (resumed)
+        log_msg(LOG_NOTICE, "verdict queue has room again; %llu verdicts were dropped",
+                (unsigned long long)resumed);
+    return queued;
+}
+
+bool store_writer_flush(struct store_writer *w, int timeout_ms)
+{
+    if (!w)
+        return true;
+    struct timespec until = deadline_after(timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    /* what is queued now; later submissions do not hold the flush up */
+    uint64_t goal = w->retired + w->count;
+    if (w->count) {
+        w->kick = true;
+        pthread_cond_signal(&w->wake);
+    }
+    while (w->retired < goal)
+        if (pthread_cond_timedwait(&w->written, &w->mu, &until) == ETIMEDOUT)
+            break;
+    bool done = w->retired >= goal;
+    pthread_mutex_unlock(&w->mu);
+    return done;
+}
+
+void store_writer_stats(struct store_writer *w, struct store_writer_stats *out)
+{
+    if (!w) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    *out = w->st;
+    out->queued = w->count;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void store_writer_stop(struct store_writer *w, int timeout_ms)
+{
+    if (!w)
+        return;
+    store_writer_flush(w, timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    if (w->count)
+        log_msg(LOG_ERR, "verdict store: %zu queued verdicts lost at shutdown "
+                "(the database stayed unavailable)", w->count);
+    for (size_t i = 0; i < w->count; i++)
+        verdict_free(w->ring[(w->head + i) % w->cap]);
+    writer_free(w);
+}

@@ -1,0 +1,257 @@
+/* verdict: see verdict.h. Plain ownership: every string in a verdict is its
+ * own heap copy, so verdict_free and verdict_clone walk the same fields. */
+#include "verdict.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "esc.h"
+#include "sbuf.h"
+#include "xalloc.h"
+
+static const char *const action_names[VERDICT_ACTION_COUNT] = {
+    "accept", "tag", "quarantine", "tempfail", "reject",
+};
+
+static const char *const stage_names[] = {
+    "connect", "helo", "mail", "rcpt", "data", "eom",
+};
+#define STAGE_COUNT (sizeof stage_names / sizeof stage_names[0])
+
+/* Keys a reason object always owns; an attribute of the same name would
+ * give the JSON object a duplicate key, so it is left out. */
+static const char *const reason_keys[] = { "check", "code", "text", "rcpt", "rule" };
+
+struct verdict *verdict_new(enum verdict_kind kind)
+{
+    struct verdict *v = xcalloc(1, sizeof *v);
+    v->kind = kind;
+    v->stage = VSTAGE_CONNECT;
+    v->action = VERDICT_ACCEPT;
+    return v;
+}
+
+static void reason_free(struct verdict_reason *r)
+{
+    free(r->check);
+    free(r->code);
+    free(r->text);
+    free(r->rcpt);
+    free(r->rule);
+    for (size_t i = 0; i < r->nattrs; i++) {
+        free(r->attrs[i].key);
+        free(r->attrs[i].value);
+    }
+    free(r->attrs);
+}
+
+void verdict_free(struct verdict *v)
+{
+    if (!v)
+        return;
+    free(v->queue_id);
+    free(v->client_ip);
+    free(v->client_name);
+    free(v->helo);
+    free(v->sender);
+    free(v->auth_user);
+    free(v->rcpt);
+    for (size_t i = 0; i < v->nrcpts; i++)
+        free(v->rcpts[i]);
+    free(v->rcpts);
+    free(v->reply);
+    for (size_t i = 0; i < v->nreasons; i++)
+        reason_free(&v->reasons[i]);
+    free(v->reasons);
+    free(v->reasons_json);
+    free(v);
+}
+
+static void reason_copy(struct verdict_reason *d, const struct verdict_reason *s)
+{
+    d->check = xstrdup(s->check);
+    d->code = xstrdup(s->code);
+    d->text = xstrdup(s->text);
+    d->rcpt = xstrdup(s->rcpt);
+    d->rule = xstrdup(s->rule);
+    d->nattrs = s->nattrs;
+    d->attrs = s->nattrs ? xcalloc(s->nattrs, sizeof *d->attrs) : NULL;
+    for (size_t i = 0; i < s->nattrs; i++) {
+        d->attrs[i].key = xstrdup(s->attrs[i].key);
+        d->attrs[i].value = xstrdup(s->attrs[i].value);
+    }
+}
+
+struct verdict *verdict_clone(const struct verdict *v)
+{
+    if (!v)
+        return NULL;
+    struct verdict *c = xmalloc(sizeof *c);
+    *c = *v;   /* scalars; every pointer is replaced below */
+    c->queue_id = xstrdup(v->queue_id);
+    c->client_ip = xstrdup(v->client_ip);
+    c->client_name = xstrdup(v->client_name);
+    c->helo = xstrdup(v->helo);
+    c->sender = xstrdup(v->sender);
+    c->auth_user = xstrdup(v->auth_user);
+    c->rcpt = xstrdup(v->rcpt);
+    c->rcpts = v->nrcpts ? xcalloc(v->nrcpts, sizeof *c->rcpts) : NULL;
+    for (size_t i = 0; i < v->nrcpts; i++)
+        c->rcpts[i] = xstrdup(v->rcpts[i]);
+    c->reply = xstrdup(v->reply);
+    c->reasons = v->nreasons ? xcalloc(v->nreasons, sizeof *c->reasons) : NULL;
+    for (size_t i = 0; i < v->nreasons; i++)
+        reason_copy(&c->reasons[i], &v->reasons[i]);
+    c->reasons_json = xstrdup(v->reasons_json);
+    return c;
+}
+
+void verdict_set(char **field, const char *value)
+{
+    char *copy = xstrdup(value);   /* before free: value may alias *field */
+    free(*field);
+    *field = copy;
+}
+
+void verdict_add_rcpt(struct verdict *v, const char *rcpt)
+{
+    v->rcpts = xrealloc(v->rcpts, (v->nrcpts + 1) * sizeof *v->rcpts);
+    v->rcpts[v->nrcpts++] = xstrdup(rcpt ? rcpt : "");
+}
+
+struct verdict_reason *verdict_add_reason(struct verdict *v, const char *check,
+                                          const char *code, const char *text)
+{
+    v->reasons = xrealloc(v->reasons, (v->nreasons + 1) * sizeof *v->reasons);
+    struct verdict_reason *r = &v->reasons[v->nreasons++];
+    memset(r, 0, sizeof *r);
+    r->check = xstrdup(check ? check : "");
+    r->code = xstrdup(code ? code : "");
+    r->text = xstrdup(text ? text : "");
+    return r;
+}
+
+/* Setting a key again replaces its value: JSON objects want unique keys. */
+void verdict_reason_attr(struct verdict_reason *r, const char *key,
+                         const char *value)
+{
+    if (!key)
+        return;
+    for (size_t i = 0; i < r->nattrs; i++) {
+        if (!strcmp(r->attrs[i].key, key)) {
+            verdict_set(&r->attrs[i].value, value ? value : "");
+            return;
+        }
+    }
+    r->attrs = xrealloc(r->attrs, (r->nattrs + 1) * sizeof *r->attrs);
+    r->attrs[r->nattrs].key = xstrdup(key);
+    r->attrs[r->nattrs].value = xstrdup(value ? value : "");
+    r->nattrs++;
+}
+
+static bool is_reason_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof reason_keys / sizeof reason_keys[0]; i++)
+        if (!strcmp(key, reason_keys[i]))
+            return true;
+    return false;
+}
+
+static void json_member(struct sbuf *b, const char *key, const char *value)
+{
+    sbuf_addc(b, ',');
+    esc_json_s(b, key);
+    sbuf_addc(b, ':');
+    esc_json_s(b, value);
+}
+
+static void reason_to_json(struct sbuf *b, const struct verdict_reason *r)
+{
+    sbuf_adds(b, "{\"check\":");
+    esc_json_s(b, r->check);
+    json_member(b, "code", r->code);
+    json_member(b, "text", r->text);
+    if (r->rcpt)
+        json_member(b, "rcpt", r->rcpt);
+    if (r->rule)
+        json_member(b, "rule", r->rule);
+    for (size_t i = 0; i < r->nattrs; i++)
+        if (!is_reason_key(r->attrs[i].key))
+            json_member(b, r->attrs[i].key, r->attrs[i].value);
+    sbuf_addc(b, '}');
+}
+
+char *verdict_reasons_to_json(const struct verdict *v)
+{
+    struct sbuf b = SBUF_INIT;
+    sbuf_addc(&b, '[');
+    for (size_t i = 0; i < v->nreasons; i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        reason_to_json(&b, &v->reasons[i]);
+    }
+    sbuf_addc(&b, ']');
+    return sbuf_take(&b);
+}
+
+char *verdict_rcpts_to_json(const struct verdict *v)
+{
+    struct sbuf b = SBUF_INIT;
+    sbuf_addc(&b, '[');
+    for (size_t i = 0; i < v->nrcpts; i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        esc_json_s(&b, v->rcpts[i]);
+    }
+    sbuf_addc(&b, ']');
+    return sbuf_take(&b);
+}
+
+/* Index of s in names (ASCII case-insensitive), or -1. */
+static int name_index(const char *const *names, size_t n, const char *s)
+{
+    if (!s)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcasecmp(s, names[i]))
+            return (int)i;
+    return -1;
+}
+
+const char *verdict_action_name(enum verdict_action a)
+{
+    return (unsigned)a < VERDICT_ACTION_COUNT ? action_names[a] : "unknown";
+}
+
+int verdict_action_parse(const char *s, enum verdict_action *out)
+{
+    int i = name_index(action_names, VERDICT_ACTION_COUNT, s);
+    if (i < 0)
+        return -1;
+    *out = (enum verdict_action)i;
+    return 0;
+}
+
+const char *verdict_stage_name(enum verdict_stage s)
+{
+    return (unsigned)s < STAGE_COUNT ? stage_names[s] : "unknown";
+}
+
+int verdict_stage_parse(const char *s, enum verdict_stage *out)
+{
+    int i = name_index(stage_names, STAGE_COUNT, s);
+    if (i < 0)
+        return -1;
+    *out = (enum verdict_stage)i;
+    return 0;
+}
+
+const char *verdict_kind_name(enum verdict_kind k)
+{
+    switch (k) {
+    case VERDICT_KIND_MESSAGE: return "message";
+    case VERDICT_KIND_RCPT: return "rcpt";
+    }
+    return "unknown";
+}
