@@ -459,17 +459,21 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
     char why[512];
     struct ctx x = { c, slash ? dir : NULL, why, sizeof why };
 
-    char line[CONF_MAX_LINE];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
+    /* getline, not fgets: it reports the true length, so a NUL byte inside
+     * a line is seen instead of silently ending the line there. */
+    while ((got = getline(&line, &cap, f)) > 0) {
         lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+        size_t len = (size_t)got;
+        if (len > CONF_MAX_LINE) {
             rc = fail(err, errlen, "%s:%d: line longer than %d bytes", path,
-                      lineno, CONF_MAX_LINE - 2);
+                      lineno, CONF_MAX_LINE);
             break;
         }
-        if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
+        if (strlen(line) != len) {
             rc = fail(err, errlen, "%s:%d: NUL byte in line", path, lineno);
             break;
         }
@@ -502,6 +506,7 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
     }
     if (!rc && ferror(f))
         rc = fail(err, errlen, "%s: read error", path);
+    free(line);
     fclose(f);
     free(dir);
     if (rc) {

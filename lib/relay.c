@@ -107,6 +107,17 @@ void relay_check(const struct conf *c, const struct relay_client *cl,
         return;
     }
 
+    if (routing && !a->target[0]) {
+        /* "u%@local", "!u@local": a permitted trick that points nowhere is
+         * still a trick; refuse it rather than judge the visible domain. */
+        const char *name = addr_trick_name(routing);
+        refuse(r, 554, "5.7.1", "route", name,
+               "Relaying denied (kanjiki): recipient address uses a routing trick");
+        snprintf(r->detail, sizeof r->detail, "%s without a destination in %s@%s", name,
+                 a->local, a->domain);
+        return;
+    }
+
     bool literal = a->kind == ADDR_D_IPV4 || a->kind == ADDR_D_IPV6;
     const char *where;
     if (a->tricks & ADDR_T_NO_DOMAIN && !routing) {
