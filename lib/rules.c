@@ -122,6 +122,9 @@ static int next_tok(struct lexer *lx, struct tok *t)
             if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == ',' ||
                 ch == '#' || ch == '"')
                 break;
+            if (ch == '\\' && lx->p + 1 < lx->end &&
+                (lx->p[1] == '\n' || lx->p[1] == '\r'))
+                break;   /* a continuation ends the word */
             if (ch < 0x20 || ch == 0x7f)
                 return lex_error(lx, lx->line, lx->col, "control character 0x%02x", ch);
             if (n + 1 >= sizeof t->text)
@@ -164,6 +167,13 @@ static int check_domain(const char *d)
                ? 0 : -1;
 }
 
+static void pat_clear(struct rule_pat *p)
+{
+    free(p->local);
+    free(p->domain);
+    p->local = p->domain = NULL;
+}
+
 static int parse_pat(const char *v, enum rule_subject subj, struct rule_pat *p,
                      const char **why)
 {
@@ -177,55 +187,54 @@ static int parse_pat(const char *v, enum rule_subject subj, struct rule_pat *p,
     }
     char *at = subj == RULE_HELO ? NULL : strrchr(s, '@');
     const char *dom = s;
+    *why = NULL;
     if (at) {
         *at = '\0';
         dom = at + 1;
-        if (*s && !*dom) {
+        if (*s && !*dom)
             p->kind = RULE_PAT_LOCAL;
-        } else if (*s) {
+        else if (*s)
             p->kind = RULE_PAT_ADDRESS;
-        } else if (!*dom) {
+        else if (!*dom)
             *why = "expected user@domain, user@, @domain or domain";
-            free(s);
-            return -1;
-        } else {
+        else
             p->kind = RULE_PAT_DOMAIN;
-        }
-        if (*s)
-            p->local = xstrdup(s);
         if (*s && strpbrk(s, "\"\\ "))
             *why = "quoted local parts are not supported in patterns";
+        if (*s)
+            p->local = xstrdup(s);
     } else if (s[0] == '.') {
         p->kind = RULE_PAT_SUBDOMAIN;
         dom = s + 1;
+        if (!*dom)
+            *why = "expected a domain after '.'";
     } else {
         p->kind = RULE_PAT_DOMAIN;
     }
-    if (*dom) {
+    if (!*why && *dom) {
         char d[ADDR_MAX_DOMAIN + 2];
         snprintf(d, sizeof d, "%s", dom);
         size_t dl = strlen(d);
         if (dl && d[dl - 1] == '.')
             d[dl - 1] = '\0';
-        if (check_domain(d) < 0 && !(subj == RULE_HELO && *d)) {
+        if (!*d || (check_domain(d) < 0 && subj != RULE_HELO))
             *why = "not a valid domain name";
-            free(p->local);
-            free(s);
-            return -1;
-        }
-        p->domain = xstrdup(d);
+        else
+            p->domain = xstrdup(d);
     }
     free(s);
+    if (*why) {
+        pat_clear(p);
+        return -1;
+    }
     return 0;
 }
 
 static void rule_clear(struct rule *r)
 {
     cidrset_free(r->nets);
-    for (size_t i = 0; i < r->npats; i++) {
-        free(r->pats[i].local);
-        free(r->pats[i].domain);
-    }
+    for (size_t i = 0; i < r->npats; i++)
+        pat_clear(&r->pats[i]);
     free(r->pats);
     free(r->reply_text);
     free(r->where);
@@ -333,6 +342,10 @@ static int parse_listrule(struct lexer *lx, struct ruleset *rs, const struct tok
                 rc = lex_error(lx, s.line, s.col, "reply needs a quoted text");
                 break;
             }
+            if (r.reply_text) {
+                rc = lex_error(lx, t.line, t.col, "only one reply per rule");
+                break;
+            }
             if (parse_reply(&r, s.text, &why) < 0) {
                 rc = lex_error(lx, s.line, s.col, "%s", why);
                 break;
@@ -352,11 +365,7 @@ static int parse_listrule(struct lexer *lx, struct ruleset *rs, const struct tok
         } else {
             struct rule_pat p;
             const char *why = NULL;
-            if (parse_pat(t.text, r.subject, &p, &why) < 0 || why) {
-                if (!why)
-                    why = "bad pattern";
-                free(p.local);
-                free(p.domain);
+            if (parse_pat(t.text, r.subject, &p, &why) < 0) {
                 rc = lex_error(lx, t.line, t.col, "%s: '%s'", why, t.text);
                 break;
             }
@@ -402,10 +411,16 @@ int rules_parse(struct ruleset *rs, const char *fname, const char *text,
     const char *nul = memchr(text, '\0', len);
     if (nul) {
         /* report where the NUL is, counting lines up to it */
-        int line = 1;
-        for (const char *q = text; q < nul; q++)
-            line += *q == '\n';
-        return lex_error(&lx, line, 1, "NUL byte in rules file");
+        int line = 1, col = 1;
+        for (const char *q = text; q < nul; q++) {
+            if (*q == '\n') {
+                line++;
+                col = 1;
+            } else if (((unsigned char)*q & 0xC0) != 0x80) {
+                col++;
+            }
+        }
+        return lex_error(&lx, line, col, "NUL byte in rules file");
     }
     while (lx.p < lx.end) {
         struct tok t;
@@ -490,7 +505,8 @@ int rules_load_dir(const char *dir, struct ruleset **out, char *err, size_t errl
         }
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names);
     struct ruleset *rs = rules_new();
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
