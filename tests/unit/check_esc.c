@@ -93,6 +93,16 @@ START_TEST(test_text_escapes_c1_controls_and_line_separators)
 }
 END_TEST
 
+START_TEST(test_text_escapes_bidi_overrides)
+{
+    /* U+202E RIGHT-TO-LEFT OVERRIDE would make "evil\u202Egpj.exe" print as
+     * "evilexe.jpg" in a log line */
+    ck_assert_str_eq(TEXT("a\xe2\x80\xae" "b"), "a\\xe2\\x80\\xaeb");
+    ck_assert_str_eq(TEXT("\xe2\x81\xa6" "x"), "\\xe2\\x81\\xa6x");   /* U+2066 */
+    ck_assert_str_eq(TEXT("\xe2\x80\x8f"), "\\xe2\\x80\\x8f");        /* U+200F */
+}
+END_TEST
+
 START_TEST(test_text_empty_input_gives_empty_string)
 {
     struct sbuf b = SBUF_INIT;
@@ -270,6 +280,7 @@ static Suite *esc_suite(void)
     tcase_add_test(t, test_text_escapes_invalid_utf8);
     tcase_add_test(t, test_text_escapes_overlong_and_surrogates);
     tcase_add_test(t, test_text_escapes_c1_controls_and_line_separators);
+    tcase_add_test(t, test_text_escapes_bidi_overrides);
     tcase_add_test(t, test_text_empty_input_gives_empty_string);
     tcase_add_test(t, test_text_appends_to_existing_buffer);
     tcase_add_test(t, test_text_s_accepts_null);
