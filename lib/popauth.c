@@ -97,7 +97,11 @@ int popauth_add(struct store *s, const char *ip, const char *user,
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         " ON CONFLICT (ip) DO UPDATE SET ip_bin = excluded.ip_bin,"
         " user = excluded.user, source = excluded.source,"
-        " created = excluded.created, expires = excluded.expires";
+        " created = excluded.created,"
+        /* an administrator's `add` sets the expiry exactly; a login seen in
+         * a log only ever extends it, so it cannot cut a long manual grant */
+        " expires = CASE WHEN excluded.source = 'cli' THEN excluded.expires"
+        "           ELSE max(grants.expires, excluded.expires) END";
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return db_fail(db, "add grant", err, errlen);

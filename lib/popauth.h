@@ -21,7 +21,9 @@ struct popauth_grant {
     int64_t expires;      /* epoch seconds */
 };
 
-/* Add or refresh (a newer grant for the same IP replaces the old one). */
+/* Add or refresh. From the command line (source "cli" or NULL) the new
+ * grant replaces the old one for that IP; from a log (any other source) it
+ * only extends the expiry, never shortens it. */
 int popauth_add(struct store *s, const char *ip, const char *user,
                 int64_t ttl_secs, const char *source, int64_t now,
                 char *err, size_t errlen);

@@ -159,6 +159,31 @@ START_TEST(test_adding_again_replaces_the_older_grant)
 }
 END_TEST
 
+START_TEST(test_cli_add_sets_expiry_exactly_even_shorter)
+{
+    struct store *s = open_store();
+    char err[256];
+    ck_assert_int_eq(popauth_add(s, "192.0.2.7", NULL, 7 * 86400, "cli", NOW, err, sizeof err), 0);
+    ck_assert_int_eq(popauth_add(s, "192.0.2.7", NULL, 60, "cli", NOW, err, sizeof err), 0);
+    ck_assert(!lookup(s, "192.0.2.7", 128, NOW + 61));
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_login_from_log_never_shortens_a_grant)
+{
+    struct store *s = open_store();
+    char err[256];
+    ck_assert_int_eq(popauth_add(s, "192.0.2.7", "boss", 7 * 86400, "cli", NOW, err, sizeof err), 0);
+    ck_assert_int_eq(popauth_add(s, "192.0.2.7", "boss", 1800, "dovecot", NOW + 10, err, sizeof err), 0);
+    ck_assert(lookup(s, "192.0.2.7", 128, NOW + 86400));
+    /* but a login does extend a grant that is about to run out */
+    ck_assert_int_eq(popauth_add(s, "192.0.2.7", "boss", 30 * 86400, "dovecot", NOW + 20, err, sizeof err), 0);
+    ck_assert(lookup(s, "192.0.2.7", 128, NOW + 20 * 86400));
+    store_close(s);
+}
+END_TEST
+
 START_TEST(test_del_removes_the_grant_and_counts)
 {
     struct store *s = open_store();
@@ -844,6 +869,8 @@ static Suite *popauth_suite(void)
     tcase_add_test(tc, test_add_then_list_shows_the_grant);
     tcase_add_test(tc, test_add_records_the_source_and_no_user);
     tcase_add_test(tc, test_adding_again_replaces_the_older_grant);
+    tcase_add_test(tc, test_cli_add_sets_expiry_exactly_even_shorter);
+    tcase_add_test(tc, test_login_from_log_never_shortens_a_grant);
     tcase_add_test(tc, test_del_removes_the_grant_and_counts);
     tcase_add_test(tc, test_del_rejects_an_invalid_ip);
     tcase_add_test(tc, test_lookup_finds_a_live_grant_and_its_user);
