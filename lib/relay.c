@@ -120,8 +120,9 @@ void relay_check(const struct conf *c, const struct relay_client *cl,
 
     bool literal = a->kind == ADDR_D_IPV4 || a->kind == ADDR_D_IPV6;
     const char *where;
-    if (a->tricks & ADDR_T_NO_DOMAIN && !routing) {
-        where = "local_domain";      /* permitted unqualified: the MTA appends its own domain */
+    if (a->tricks & ADDR_T_NO_DOMAIN) {
+        /* permitted unqualified: the MTA appends its own domain */
+        where = "local_domain";
     } else {
         where = classify(c, cl, a->domain, literal);
         if (literal && !where && !(allowed & CONF_ALLOW_IP_LITERAL)) {
@@ -130,11 +131,10 @@ void relay_check(const struct conf *c, const struct relay_client *cl,
             snprintf(r->detail, sizeof r->detail, "IP literal [%s] is not ours", a->domain);
             return;
         }
-        /* A permitted trick routes onwards to target: it must be ours too. */
-        if (where && routing && a->target[0] &&
-            !classify(c, cl, a->target, is_literal_text(a->target)))
-            where = NULL;
     }
+    /* A permitted trick routes onwards to its target: that must be ours too. */
+    if (where && routing && !classify(c, cl, a->target, is_literal_text(a->target)))
+        where = NULL;
     if (where) {
         pass(r, where);
         snprintf(r->detail, sizeof r->detail, "%s is %s", a->domain[0] ? a->domain : a->local,

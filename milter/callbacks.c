@@ -47,9 +47,22 @@ struct policy *kj_policy_get(void)
     return p;
 }
 
+static struct conn *conn_new(SMFICTX *ctx)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->policy = kj_policy_get();
+    __atomic_add_fetch(&kj.active, 1, __ATOMIC_RELAXED);
+    smfi_setpriv(ctx, c);
+    return c;
+}
+
+/* The connection's context. Should the MTA skip the connect callback (a
+ * broken or hostile peer can), the client is simply unknown: never
+ * trusted, so the relay guard fails closed rather than open. */
 static struct conn *conn_of(SMFICTX *ctx)
 {
-    return smfi_getpriv(ctx);
+    struct conn *c = smfi_getpriv(ctx);
+    return c ? c : conn_new(ctx);
 }
 
 static char *copy_arg(const char *s, size_t max)
@@ -201,8 +214,7 @@ static void set_ip(struct ip *out, bool *have, const struct sockaddr *sa)
 
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
-    struct conn *c = xcalloc(1, sizeof *c);
-    c->policy = kj_policy_get();
+    struct conn *c = conn_of(ctx);
     set_ip(&c->ip, &c->have_ip, hostaddr);
     if (c->have_ip)
         ip_format(&c->ip, c->ip_text, sizeof c->ip_text);
@@ -210,16 +222,12 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     char *daemon = macro(ctx, "{daemon_addr}");
     c->have_daemon = daemon && ip_parse(daemon, &c->daemon) == 0;
     free(daemon);
-    __atomic_add_fetch(&kj.active, 1, __ATOMIC_RELAXED);
-    smfi_setpriv(ctx, c);
     return SMFIS_CONTINUE;
 }
 
 static sfsistat on_helo(SMFICTX *ctx, char *helohost)
 {
     struct conn *c = conn_of(ctx);
-    if (!c)
-        return SMFIS_CONTINUE;
     free(c->helo);
     c->helo = copy_arg(helohost, MAX_HELO);
     return SMFIS_CONTINUE;
@@ -228,8 +236,6 @@ static sfsistat on_helo(SMFICTX *ctx, char *helohost)
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 {
     struct conn *c = conn_of(ctx);
-    if (!c)
-        return SMFIS_CONTINUE;
     txn_reset(c);
     c->sender = strip_brackets(argv ? argv[0] : NULL);
     c->auth_user = macro(ctx, "{auth_authen}");
@@ -253,7 +259,7 @@ static void monitor_note(struct conn *c, const char *rcpt, const struct policy_r
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct conn *c = conn_of(ctx);
-    if (!c || !argv || !argv[0])
+    if (!argv || !argv[0])
         return SMFIS_CONTINUE;
     const struct conf *cf = c->policy->conf;
     if (!c->msg)   /* RCPT without MAIL: the MTA would not do it, but be safe */
@@ -321,7 +327,7 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 
 static sfsistat on_eom(SMFICTX *ctx)
 {
-    struct conn *c = conn_of(ctx);
+    struct conn *c = smfi_getpriv(ctx);
     if (!c || !c->msg)
         return SMFIS_CONTINUE;
     char *qid = macro(ctx, "i");
@@ -353,7 +359,7 @@ static sfsistat on_eom(SMFICTX *ctx)
 
 static sfsistat on_abort(SMFICTX *ctx)
 {
-    struct conn *c = conn_of(ctx);
+    struct conn *c = smfi_getpriv(ctx);
     if (c)
         txn_reset(c);
     return SMFIS_CONTINUE;
@@ -361,7 +367,7 @@ static sfsistat on_abort(SMFICTX *ctx)
 
 static sfsistat on_close(SMFICTX *ctx)
 {
-    struct conn *c = conn_of(ctx);
+    struct conn *c = smfi_getpriv(ctx);
     if (c) {
         smfi_setpriv(ctx, NULL);
         conn_free(c);

@@ -185,6 +185,10 @@ static int open_socket(const struct conf *c, const struct runas *ra)
         log_msg(LOG_ERR, "cannot chown socket %s: %s", path, strerror(errno));
         return -1;
     }
+    if (path && chmod(path, 0660) < 0) {
+        log_msg(LOG_ERR, "cannot chmod socket %s: %s", path, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -260,12 +264,16 @@ static int daemonize(void)
     return 0;
 }
 
+static volatile int milter_failed;
+
 static void *milter_thread(void *arg)
 {
     (void)arg;
     int rc = smfi_main();
-    if (rc != MI_SUCCESS)
+    if (rc != MI_SUCCESS) {
+        milter_failed = 1;
         log_msg(LOG_ERR, "libmilter stopped with an error");
+    }
     /* Tell the main thread, which waits in sigwait, that we are done. */
     kill(getpid(), SIGTERM);
     return NULL;
@@ -292,8 +300,11 @@ static void warn_restart_only(const struct conf *old, const struct conf *neu)
         log_msg(LOG_WARNING, "reload: queue_size/popauth_poll take effect at the next restart");
 }
 
-static void reload(const char *conf_path)
+static void reload(const char *conf_path, bool foreground)
 {
+    /* reopen a log file so that rotation by rename works */
+    if (!foreground && !strncmp(kj.policy->conf->log, "file:", 5))
+        open_log(kj.policy->conf, false);
     struct policy *p;
     char err[1024];
     if (policy_load(conf_path, &p, err, sizeof err) < 0) {
@@ -332,10 +343,14 @@ int main(int argc, char **argv)
     char *conf_path = NULL;
     const char *given = o.conf ? o.conf : conf_default_path();
     if (given) {
-        conf_path = realpath(given, NULL);
-        if (!conf_path) {
-            fprintf(stderr, "kanjiki-milter: %s: %s\n", given, strerror(errno));
-            return 1;
+        /* Absolute, so a reload finds the same file, but symlinks kept: a
+         * relative path inside resolves as `kanjiki -c` resolves it. */
+        char cwd[4096];
+        if (given[0] == '/' || !getcwd(cwd, sizeof cwd)) {
+            conf_path = xstrdup(given);
+        } else {
+            conf_path = xmalloc(strlen(cwd) + strlen(given) + 2);
+            sprintf(conf_path, "%s/%s", cwd, given);
         }
     }
     struct policy *p;
@@ -395,7 +410,7 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload(conf_path);
+            reload(conf_path, o.foreground);
             continue;
         }
         log_msg(LOG_NOTICE, "stopping on signal %d", sig);
@@ -414,5 +429,5 @@ int main(int argc, char **argv)
     log_msg(LOG_NOTICE, "stopped");
     policy_unref(kj.policy);
     free(conf_path);
-    return 0;
+    return milter_failed ? 1 : 0;
 }

@@ -381,8 +381,9 @@ END_TEST
 START_TEST(test_bare_bang_path_needs_unqualified_too_and_then_authorisation)
 {
     /* kanjiki.conf(5): a bang path without '@' (d!u) is unqualified as well:
-     * permitting it needs unqualified too, and having no domain of its own
-     * it is then accepted only from an authorised client. */
+     * permitting it needs unqualified too; then, like Postfix's
+     * swap_bangpath, it goes where d says: local if d is ours, else only
+     * for an authorised client. */
     struct conf *c = mkconf("allow_routing = bang_path\n");
     struct relay_result r = check_as(c, W_TRUSTED, "local.test!u");
     assert_refused(r, "local.test!u (bang_path only)", 554, "5.7.1", "route", "unqualified");
@@ -390,7 +391,7 @@ START_TEST(test_bare_bang_path_needs_unqualified_too_and_then_authorisation)
 
     c = mkconf("allow_routing = bang_path unqualified\n");
     r = check_as(c, W_UNKNOWN, "local.test!u");
-    assert_relay_denied(r, "local.test!u from unknown");
+    assert_accepted(r, "local.test!u from unknown", "local_domain");
     r = check_as(c, W_UNKNOWN, "example.net!u");
     assert_relay_denied(r, "example.net!u from unknown");
     r = check_as(c, W_TRUSTED, "example.net!u");
@@ -409,7 +410,9 @@ START_TEST(test_bare_percent_hack_needs_unqualified_too_and_then_authorisation)
 
     c = mkconf("allow_routing = percent_hack unqualified\n");
     r = check_as(c, W_UNKNOWN, "u%local.test");
-    assert_relay_denied(r, "u%local.test from unknown");
+    assert_accepted(r, "u%local.test from unknown", "local_domain");
+    r = check_as(c, W_UNKNOWN, "u%example.net");
+    assert_relay_denied(r, "u%example.net from unknown");
     r = check_as(c, (struct who){ UNKNOWN, "alice", false, DAEMON }, "u%example.net");
     assert_accepted(r, "u%example.net with auth", "smtp_auth");
     conf_free(c);
