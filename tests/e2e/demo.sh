@@ -81,7 +81,7 @@ hr "6. What kanjiki recorded:  $CLI -c $KJ_CONF query"
 kq query --format table
 
 hr "   The same decisions in the kanjiki-milter log (one line per verdict):"
-grep -E '(^|[ :])verdict ' "$KJ_LOG" | sed 's/^/    /' | cut -c1-220
+sed -n 's/^[^]]*\]: [a-z]*: \(verdict .*\)/    \1/p' "$KJ_LOG"
 
 hr "Stopping kanjiki-milter and Postfix"
 pf_stop

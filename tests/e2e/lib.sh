@@ -488,7 +488,7 @@ E = os.environ
 V = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 def codes(v): return [r.get("code") for r in (v.get("reasons") or [])]
 def anycode(c): return any(c in codes(v) for v in V)
-ok = eval(sys.argv[2])
+ok = eval("(" + sys.argv[2] + "\n)")
 sys.exit(0 if ok else 1)
 EOF
 	ok "$what"

@@ -87,6 +87,8 @@ expect_rcpt pop6@example.net "554 5.7.1" "Relaying denied (kanjiki)"
 expect_verdicts --ip 127.0.0.30 -- pop1@example.net relay_denied pop2@example.net popauth_grant \
 	pop3@example.net popauth_grant 'pop5%example.net@local.test' percent_hack pop6@example.net relay_denied
 
+# 3s rather than 2s: expiry times have whole-second resolution, so a 2s
+# grant may live only a little over 1s, too close to the first check below
 say "-- a grant that expires (--ttl 3s)"
 kq_kanjiki popauth add 127.0.0.35 --ttl 3s >"$T/out" 2>&1 || fail "popauth add --ttl 3s failed: $(cat "$T/out")"
 t0=$(date +%s.%N)

@@ -145,10 +145,17 @@ if fmt == "json":
 EOF
 	ok "--format $fmt: valid, no raw control bytes or invalid UTF-8"
 done
-grep -q 'h\\xe9lo\\x01' "$T/q.table" || { head -n 20 "$T/q.table"; fail "table does not show the HELO as h\\xe9lo\\x01..."; }
-ok "table shows the escaped HELO (h\\xe9lo\\x01...)"
-grep -q 'u\\x01x@local.test' "$T/q.csv" || { head -n 20 "$T/q.csv"; fail "csv does not show u\\x01x@local.test"; }
-ok "csv shows the escaped recipient u\\x01x@local.test"
+# shown_as FILE TEXT...: every TEXT (fixed string) occurs in FILE
+shown_as() {
+	local f=$1 w
+	shift
+	for w in "$@"; do
+		grep -qF -- "$w" "$f" || { head -n 20 "$f"; fail "$(basename "$f") does not show $w"; }
+	done
+	ok "$(basename "$f") shows: $*"
+}
+shown_as "$T/q.table" 'ev\xe9l@origin.example' 'u\x01x@local.test' '\xff\xfe@local.test'
+shown_as "$T/q.csv" 'h\xe9lo\x01\x1b[31mx' 'ev\xe9l@origin.example' 'u\x01x@local.test' '\xff\xfe@local.test'
 python3 - "$KJ_LOG" <<'EOF' || fail "raw control bytes in the milter log"
 import sys
 for n, l in enumerate(open(sys.argv[1], "rb"), 1):
