@@ -1,6 +1,8 @@
 /* kanjiki popauth: add, remove and list POP/IMAP-before-SMTP grants, and
  * `watch`: follow mail server logs (lib/follow) and grant the client of
- * every successful POP3/IMAP login (popauth_parse_line). Text from the
+ * every successful POP3/IMAP login (popauth_parse_line) from the time it
+ * was logged, skipping logins too old to grant (popauth_login_window), so
+ * that --from-start on an old log opens nothing for old logins. Text from the
  * database or the logs reaches the terminal only through esc_text (or the
  * table printer, which escapes for its format). */
 #include <errno.h>
@@ -64,9 +66,12 @@ static const char *help_watch =
     "Follow the logs like tail -F (across rotation and truncation; a file that\n"
     "does not exist yet is waited for) and grant the client address of every\n"
     "successful POP3 or IMAP login by Dovecot, Courier or qpopper for DURATION\n"
-    "(default popauth_ttl). Failed logins and SMTP/submission logins grant\n"
-    "nothing. Prints one line per grant. Runs until interrupted (SIGINT,\n"
-    "SIGTERM); database errors are reported and the grants retried.\n"
+    "(default popauth_ttl) from the time the line was logged (never later than\n"
+    "now; from now when the line has no timestamp kanjiki reads). A login\n"
+    "older than DURATION grants nothing: it is counted in a \"skipped\" line.\n"
+    "Failed logins and SMTP/submission logins grant nothing. Prints one line\n"
+    "per grant. Runs until interrupted (SIGINT, SIGTERM); database errors are\n"
+    "reported and the grants retried.\n"
     "  --ttl DURATION  how long each grant lasts\n"
     "  --from-start    read what the files hold already, not only new lines\n";
 
@@ -350,20 +355,20 @@ static int do_list(struct cli_ctx *ctx, int argc, char **argv)
 
 /* ---- watch ---- */
 
-struct pending {
-    struct popauth_login login;
-    int64_t at;   /* when the login was seen: the grant counts from then */
-};
-
 struct watch {
     struct cli_ctx *ctx;
     struct store *s;
     int64_t ttl;
-    struct pending *q;
+    struct popauth_login *q;    /* waiting for the database; each login's
+                                 * time is pinned to when its grant starts */
     size_t nq;
     bool failing;
     unsigned long lost;         /* dropped: queue full or expired meanwhile */
     int64_t next_retry_ms;
+    /* logins older than the ttl since the last report: first and last time */
+    unsigned long skipped;
+    int64_t skipped_from, skipped_to;
+    bool warned_undated;
 };
 
 static struct follow *watch_follow;   /* for the signal handler */
@@ -374,11 +379,11 @@ static void on_signal(int sig)
     follow_stop(watch_follow);
 }
 
-static void print_grant(const struct popauth_login *l, int64_t at, int64_t ttl)
+static void print_grant(const struct popauth_login *l, int64_t expires)
 {
     char seen[40], until[40];
-    fmt_time(at, seen, sizeof seen);
-    fmt_time(at + ttl, until, sizeof until);
+    fmt_time(l->time, seen, sizeof seen);
+    fmt_time(expires, until, sizeof until);
     struct sbuf b = SBUF_INIT;
     sbuf_addf(&b, "%s granted %s user=", seen, l->ip);
     esc_text_s(&b, l->user);
@@ -386,6 +391,24 @@ static void print_grant(const struct popauth_login *l, int64_t at, int64_t ttl)
     fputs(sbuf_str(&b), stdout);
     fflush(stdout);
     sbuf_free(&b);
+}
+
+/* One line for the logins skipped since the last one, if any. */
+static void report_skipped(struct watch *w)
+{
+    if (!w->skipped)
+        return;
+    char now[40], from[40], to[40];
+    fmt_time((int64_t)time(NULL), now, sizeof now);
+    fmt_time(w->skipped_from, from, sizeof from);
+    fmt_time(w->skipped_to, to, sizeof to);
+    if (w->skipped == 1)
+        printf("%s skipped 1 login logged at %s: older than the ttl\n", now, from);
+    else
+        printf("%s skipped %lu logins logged from %s to %s: older than the ttl\n",
+               now, w->skipped, from, to);
+    fflush(stdout);
+    w->skipped = 0;
 }
 
 static void watch_failed(struct watch *w, const char *err)
@@ -404,27 +427,34 @@ static void watch_failed(struct watch *w, const char *err)
     free(e);
 }
 
-/* Record one grant now; false when the database failed. */
-static bool record(struct watch *w, const struct popauth_login *l, int64_t at)
+/* Record the grant for l (its time pinned by on_line) now: 1 when granted,
+ * 0 when it has expired by now, -1 when the database failed. */
+static int record(struct watch *w, const struct popauth_login *l)
 {
     char err[512];
     if (!w->s && open_rw(w->ctx, &w->s, err, sizeof err) < 0) {
         watch_failed(w, err);
-        return false;
+        return -1;
     }
-    if (popauth_add(w->s, l->ip, l->user, w->ttl, l->source, at, err, sizeof err) < 0) {
+    int64_t expires;
+    int r = popauth_grant_login(w->s, l, w->ttl, (int64_t)time(NULL), &expires,
+                                err, sizeof err);
+    if (r < 0) {
         watch_failed(w, err);
-        return false;
+        return -1;
     }
-    print_grant(l, at, w->ttl);
-    return true;
+    if (r > 0)
+        print_grant(l, expires);
+    return r;
 }
 
-/* Keep l for later: one entry per address (the newest login wins). */
-static void enqueue(struct watch *w, const struct popauth_login *l, int64_t at)
+/* Keep l for later: one entry per address (the latest login wins). */
+static void enqueue(struct watch *w, const struct popauth_login *l)
 {
     for (size_t i = 0; i < w->nq; i++) {
-        if (!strcmp(w->q[i].login.ip, l->ip)) {
+        if (!strcmp(w->q[i].ip, l->ip)) {
+            if (w->q[i].time > l->time)
+                return;   /* read later, logged earlier (another file) */
             memmove(&w->q[i], &w->q[i + 1], (w->nq - i - 1) * sizeof *w->q);
             w->nq--;
             break;
@@ -437,9 +467,7 @@ static void enqueue(struct watch *w, const struct popauth_login *l, int64_t at)
     }
     if (!w->q)
         w->q = xcalloc(PENDING_MAX, sizeof *w->q);
-    w->q[w->nq].login = *l;
-    w->q[w->nq].at = at;
-    w->nq++;
+    w->q[w->nq++] = *l;
 }
 
 /* Write what is queued, oldest first, stopping at the first failure. */
@@ -447,15 +475,13 @@ static void retry(struct watch *w)
 {
     if (!w->nq || tu_now_ms() < w->next_retry_ms)
         return;
-    int64_t now = (int64_t)time(NULL);
     size_t done = 0;
     while (done < w->nq) {
-        struct pending *p = &w->q[done];
-        if (p->at + w->ttl <= now) {
-            w->lost++;   /* it would be expired already */
-        } else if (!record(w, &p->login, p->at)) {
+        int r = record(w, &w->q[done]);
+        if (r < 0)
             break;
-        }
+        if (r == 0)
+            w->lost++;   /* it has expired meanwhile */
         done++;
     }
     memmove(&w->q[0], &w->q[done], (w->nq - done) * sizeof *w->q);
@@ -470,19 +496,47 @@ static void retry(struct watch *w)
     }
 }
 
+static void skip_old(struct watch *w, int64_t at)
+{
+    if (!w->skipped || at < w->skipped_from)
+        w->skipped_from = at;
+    if (!w->skipped || at > w->skipped_to)
+        w->skipped_to = at;
+    w->skipped++;
+}
+
 static int on_line(const struct follow_line *fl, void *arg)
 {
     struct watch *w = arg;
     struct popauth_login l;
-    /* a cut line is not the whole line, a NUL byte is not syslog's */
-    if (fl->cut || strlen(fl->text) != fl->len || !popauth_parse_line(fl->text, &l))
-        return 0;
     int64_t now = (int64_t)time(NULL);
+    /* a cut line is not the whole line, a NUL byte is not syslog's */
+    if (fl->cut || strlen(fl->text) != fl->len || !popauth_parse_line(fl->text, now, &l))
+        return 0;
+    if (!l.time && !w->warned_undated) {
+        w->warned_undated = true;
+        char *p = esc(fl->path);
+        failure("%s: a login line without a timestamp kanjiki can read; such logins "
+                "are granted from when they are read", p);
+        free(p);
+    }
+    /* the grant starts at the login (never later than now): pin that, so
+     * that a grant waiting for the database does not start later */
+    int64_t start;
+    if (!popauth_login_window(&l, w->ttl, now, &start, NULL)) {
+        skip_old(w, start);
+        return 0;
+    }
+    l.time = start;
     if (w->nq) {           /* keep order: behind what is already waiting */
-        enqueue(w, &l, now);
+        enqueue(w, &l);
         retry(w);
-    } else if (!record(w, &l, now)) {
-        enqueue(w, &l, now);
+    } else {
+        int r = record(w, &l);
+        if (r < 0)
+            enqueue(w, &l);
+        else if (r == 0)
+            skip_old(w, start);
     }
     return 0;
 }
@@ -551,10 +605,12 @@ static int do_watch(struct cli_ctx *ctx, int argc, char **argv)
     sigaction(SIGTERM, &sa, &old_term);
 
     while (follow_poll(f) >= 0) {
+        report_skipped(&w);
         retry(&w);
         if (!follow_sleep(f, FOLLOW_POLL_MS))
             break;
     }
+    report_skipped(&w);   /* when stopped in the middle of a poll */
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -810,7 +810,201 @@ static bool parse_qpopper(struct span name, struct span m, struct popauth_login 
     return true;
 }
 
-bool popauth_parse_line(const char *line, struct popauth_login *out)
+/* ---- the time at the start of a line ----
+ *
+ * Parsed by hand (no strptime: it skips spaces and accepts what a header
+ * never holds) into a civil date, checked, and turned into epoch seconds:
+ * directly when the stamp has an offset, through mktime (TZ) when not. */
+
+struct civil {
+    int y, mo, d, h, mi, s;
+};
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool eat_char(struct span *s, char c)
+{
+    if (s->p >= s->e || *s->p != c)
+        return false;
+    s->p++;
+    return true;
+}
+
+/* Exactly n digits. */
+static bool num(struct span *s, int n, int *v)
+{
+    if (span_len(*s) < (size_t)n)
+        return false;
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_digit(s->p[i]))
+            return false;
+        x = x * 10 + (s->p[i] - '0');
+    }
+    s->p += n;
+    *v = x;
+    return true;
+}
+
+static bool leap_year(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static bool valid_civil(const struct civil *c)
+{
+    static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (c->y < 1970 || c->y > 9999 || c->mo < 1 || c->mo > 12 || c->d < 1)
+        return false;
+    int last = mdays[c->mo - 1] + (c->mo == 2 && leap_year(c->y));
+    return c->d <= last && c->h <= 23 && c->mi <= 59 && c->s <= 60;   /* 60: leap second */
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1970). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = y / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int64_t utc_seconds(const struct civil *c)
+{
+    return days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60 + c->s;
+}
+
+/* c as local time. */
+static bool local_seconds(const struct civil *c, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = c->y - 1900;
+    tm.tm_mon = c->mo - 1;
+    tm.tm_mday = c->d;
+    tm.tm_hour = c->h;
+    tm.tm_min = c->mi;
+    tm.tm_sec = c->s;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1)
+        return false;
+    *out = (int64_t)t;
+    return true;
+}
+
+/* "15:04:05", optionally with a fraction (".123456"), which is dropped. */
+static bool clock_time(struct span *s, struct civil *c)
+{
+    if (!num(s, 2, &c->h) || !eat_char(s, ':') || !num(s, 2, &c->mi) ||
+        !eat_char(s, ':') || !num(s, 2, &c->s))
+        return false;
+    if (eat_char(s, '.') || eat_char(s, ',')) {
+        if (s->p >= s->e || !is_digit(*s->p))
+            return false;
+        while (s->p < s->e && is_digit(*s->p))
+            s->p++;
+    }
+    return true;
+}
+
+/* "2026-11-22T15:04:05[.frac][Z|+01:00|+0100]" or the same with a space for
+ * the "T" (Dovecot's log_timestamp = "%Y-%m-%d %H:%M:%S "). *zoned tells
+ * whether an offset (east of UTC, seconds) was given. */
+static bool iso_stamp(struct span *s, struct civil *c, bool *zoned, int *offset)
+{
+    if (!num(s, 4, &c->y) || !eat_char(s, '-') || !num(s, 2, &c->mo) ||
+        !eat_char(s, '-') || !num(s, 2, &c->d))
+        return false;
+    if (!eat_char(s, 'T') && !eat_char(s, 't') && !eat_char(s, ' '))
+        return false;
+    if (!clock_time(s, c))
+        return false;
+    *zoned = false;
+    *offset = 0;
+    if (eat_char(s, 'Z') || eat_char(s, 'z')) {
+        *zoned = true;
+    } else if (s->p < s->e && (*s->p == '+' || *s->p == '-')) {
+        int sign = *s->p == '-' ? -1 : 1, oh, om;
+        s->p++;
+        if (!num(s, 2, &oh))
+            return false;
+        eat_char(s, ':');
+        if (!num(s, 2, &om) || oh > 23 || om > 59)
+            return false;
+        *zoned = true;
+        *offset = sign * (oh * 3600 + om * 60);
+    }
+    return true;
+}
+
+/* "Nov 22 15:04:05", "Nov  2 15:04:05" or "Nov 02 15:04:05" (no year). */
+static bool syslog_stamp(struct span *s, struct civil *c)
+{
+    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    if (span_len(*s) < 4 || s->p[3] != ' ')
+        return false;
+    c->mo = 0;
+    for (int i = 0; i < 12 && !c->mo; i++)
+        if (!memcmp(s->p, months[i], 3))
+            c->mo = i + 1;
+    if (!c->mo)
+        return false;
+    s->p += 4;
+    eat_char(s, ' ');   /* "Nov  2": a day padded with a space */
+    int d;
+    if (!num(s, 1, &c->d))
+        return false;
+    if (num(s, 1, &d))
+        c->d = c->d * 10 + d;
+    return eat_char(s, ' ') && clock_time(s, c);
+}
+
+/* The time that starts line, or 0 (see popauth_parse_line). */
+static int64_t line_time(const char *line, int64_t now)
+{
+    struct span all = { line, line + strnlen(line, PARSE_LINE_MAX) };
+    struct civil c;
+    bool zoned;
+    int offset;
+    struct span s = all;
+    memset(&c, 0, sizeof c);
+    if (iso_stamp(&s, &c, &zoned, &offset)) {
+        int64_t t;
+        if (!eat_char(&s, ' ') || !valid_civil(&c))
+            return 0;
+        if (zoned)
+            return utc_seconds(&c) - offset;
+        return local_seconds(&c, &t) ? t : 0;
+    }
+    s = all;
+    memset(&c, 0, sizeof c);
+    if (!syslog_stamp(&s, &c) || !eat_char(&s, ' '))
+        return 0;
+    /* no year: the latest that does not put the line more than a day
+     * ahead of now; going back up to 8 years finds the last Feb 29 */
+    tzset();
+    time_t tnow = (time_t)now;
+    struct tm tm;
+    if (!localtime_r(&tnow, &tm))
+        return 0;
+    int year = tm.tm_year + 1900;
+    for (int y = year + 1; y >= year - 8; y--) {
+        c.y = y;
+        int64_t t;
+        if (valid_civil(&c) && local_seconds(&c, &t) && t - 86400 <= now)
+            return t;
+    }
+    return 0;
+}
+
+bool popauth_parse_line(const char *line, int64_t now, struct popauth_login *out)
 {
     if (!line || !out)
         return false;
@@ -821,8 +1015,41 @@ bool popauth_parse_line(const char *line, struct popauth_login *out)
     memset(&tmp, 0, sizeof tmp);
     if (parse_dovecot(name, msg, &tmp) || parse_courier(name, msg, &tmp) ||
         parse_qpopper(name, msg, &tmp)) {
+        tmp.time = line_time(line, now);
         *out = tmp;
         return true;
     }
     return false;
+}
+
+/* ---- grants from logins ---- */
+
+bool popauth_login_window(const struct popauth_login *l, int64_t ttl_secs, int64_t now,
+                          int64_t *start, int64_t *expires)
+{
+    int64_t from = l->time != 0 && l->time < now ? l->time : now;
+    int64_t until = ttl_secs > 0 && from <= INT64_MAX - ttl_secs ? from + ttl_secs
+                  : ttl_secs > 0 ? INT64_MAX : from;
+    if (start)
+        *start = from;
+    if (expires)
+        *expires = until;
+    return until > now;
+}
+
+int popauth_grant_login(struct store *s, const struct popauth_login *l, int64_t ttl_secs,
+                        int64_t now, int64_t *expires, char *err, size_t errlen)
+{
+    if (!l || !l->source || !*l->source || !strcmp(l->source, "cli"))
+        return fail(err, errlen, "a login needs the source that logged it");
+    if (ttl_secs <= 0)
+        return fail(err, errlen, "ttl must be > 0 (got %lld)", (long long)ttl_secs);
+    int64_t start, until;
+    if (!popauth_login_window(l, ttl_secs, now, &start, &until))
+        return 0;
+    if (popauth_add(s, l->ip, l->user, ttl_secs, l->source, start, err, errlen) < 0)
+        return -1;
+    if (expires)
+        *expires = until;
+    return 1;
 }

@@ -61,10 +61,40 @@ struct popauth_login {
     char ip[IP_STRLEN];
     char user[256];
     const char *source;   /* static: "dovecot", "courier", "qpopper" */
+    int64_t time;         /* when the line was logged (epoch seconds), from
+                           * its timestamp; 0 when it has none we can read */
 };
 /* True when line (one syslog line) records a successful POP3 or IMAP login
  * by Dovecot, Courier or qpopper; fills *out. Failed logins, SMTP/submission
- * logins and anything else: false. */
-bool popauth_parse_line(const char *line, struct popauth_login *out);
+ * logins and anything else: false.
+ *
+ * out->time comes from the timestamp that starts the line:
+ *   "Nov 22 15:04:05 host tag: ..."      traditional syslog (also "Nov  2")
+ *   "2026-11-22T15:04:05.123456+01:00 host tag: ..."   RFC 3339 (rsyslog's
+ *                                        high precision format; "Z", "+0100"
+ *                                        and no offset too)
+ *   "Nov 22 15:04:05 imap-login: ..."    Dovecot's own log file, and
+ *   "2026-11-22 15:04:05 imap-login: ..." with a year in log_timestamp
+ * Times without an offset are local time (TZ). The traditional format has
+ * no year: the line gets the latest year (next, this or an earlier one)
+ * that does not put it more than a day after now, the moment the line is
+ * read; so a "Dec 31" line read on January 1st is from the year before.
+ * An invalid date ("Feb 30") or any other header gives 0. */
+bool popauth_parse_line(const char *line, int64_t now, struct popauth_login *out);
+
+/* The grant for login l, read at now, for ttl_secs: from *start, the
+ * login's time but no later than now (a clock running ahead cannot
+ * lengthen a grant; now when l->time is 0), until *expires = *start +
+ * ttl_secs. Returns false when that grant has expired by now (an old
+ * line: *expires <= now), true when it is live. */
+bool popauth_login_window(const struct popauth_login *l, int64_t ttl_secs, int64_t now,
+                          int64_t *start, int64_t *expires);
+/* Grant l's client for the window above, created at its start, with l's
+ * user and source (so it only ever extends an existing grant, see
+ * popauth_add). An old login grants nothing. Returns 1 when granted
+ * (*expires set when not NULL), 0 when the login is too old, -1 on error
+ * (err). */
+int popauth_grant_login(struct store *s, const struct popauth_login *l, int64_t ttl_secs,
+                        int64_t now, int64_t *expires, char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,11 @@
 /* Unit tests for lib/popauth.c: the grants table (add, refresh, delete,
  * list, lookup with expiry and IPv6 prefixes), the milter's in-memory
  * cache (sees other connections' changes, survives a database that is
- * missing or goes away) and the login-line parser for Dovecot, Courier and
- * qpopper. Every test works in its own temporary directory. */
+ * missing or goes away), the login-line parser for Dovecot, Courier and
+ * qpopper, the timestamps it reads from each log format (the syslog year
+ * guessed around New Year), and grants from logins: counted from the
+ * login's time, clamped to now, skipped when too old. Every test that uses
+ * a database works in its own temporary directory. */
 #include <check.h>
 #include <ftw.h>
 #include <sqlite3.h>
@@ -619,7 +622,7 @@ static struct popauth_login login;
 static bool parse(const char *line)
 {
     memset(&login, 0, sizeof login);
-    return popauth_parse_line(line, &login);
+    return popauth_parse_line(line, NOW, &login);
 }
 
 static void expect(const char *line, const char *ip, const char *user, const char *source)
@@ -803,7 +806,7 @@ START_TEST(test_parse_rejects_garbage)
            "method=PLAIN, rip=192.0.2.10, lip=192.0.2.1");
     reject("Nov 22 10:00:00 mx imapd: LOGIN, user=bob, ip=[192.0.2.10");
     reject("Nov 22 10:00:00 mx popper[1]: (v4.1.0) POP login by user \"bob\" at (h)");
-    ck_assert(!popauth_parse_line(NULL, &login));
+    ck_assert(!popauth_parse_line(NULL, NOW, &login));
 }
 END_TEST
 
@@ -855,9 +858,242 @@ START_TEST(test_parse_leaves_out_untouched_when_not_a_login)
     struct popauth_login l;
     memset(&l, 0x5a, sizeof l);
     ck_assert(!popauth_parse_line("Nov 22 10:00:00 mx imapd: LOGIN, user=bob, "
-                                  "ip=[nope], port=[1]", &l));
+                                  "ip=[nope], port=[1]", NOW, &l));
     ck_assert_int_eq((unsigned char)l.ip[0], 0x5a);
     ck_assert_int_eq((unsigned char)l.user[0], 0x5a);
+}
+END_TEST
+
+/* ---- line timestamps ----
+ *
+ * Times below: 2026-11-22T14:04:05Z = 1795356245, written as 15:04:05 in
+ * a zone one hour east of UTC (TZ "XXX-1", no daylight saving time). */
+
+#define T_1404 ((int64_t)1795356245)     /* 2026-11-22T14:04:05Z */
+#define T_NOV23 ((int64_t)1795392000)    /* 2026-11-23T00:00:00Z */
+
+#define DOVECOT_REST " mx dovecot: imap-login: Login: user=<bob>, method=PLAIN, " \
+                     "rip=192.0.2.10, lip=192.0.2.1, mpid=1, TLS"
+#define OWN_LOG_REST " imap-login: Info: Login: user=<bob>, method=PLAIN, " \
+                     "rip=192.0.2.10, lip=192.0.2.1, mpid=1, TLS"
+
+static void use_tz(const char *tz)
+{
+    setenv("TZ", tz, 1);
+    tzset();
+}
+
+/* The time popauth_parse_line gives line (a login) read at now. */
+static int64_t time_of(const char *line, int64_t now)
+{
+    struct popauth_login l;
+    memset(&l, 0, sizeof l);
+    ck_assert_msg(popauth_parse_line(line, now, &l), "not recognised: %s", line);
+    return l.time;
+}
+
+START_TEST(test_time_of_a_syslog_line_is_local_time_this_year)
+{
+    use_tz("XXX-1");
+    ck_assert_int_eq(time_of("Nov 22 15:04:05" DOVECOT_REST, T_NOV23), T_1404);
+}
+END_TEST
+
+START_TEST(test_time_of_a_syslog_line_with_a_space_padded_day)
+{
+    use_tz("UTC0");
+    /* 2026-11-02T15:04:05Z */
+    ck_assert_int_eq(time_of("Nov  2 15:04:05" DOVECOT_REST, T_NOV23), 1793631845);
+    ck_assert_int_eq(time_of("Nov 02 15:04:05" DOVECOT_REST, T_NOV23), 1793631845);
+}
+END_TEST
+
+START_TEST(test_time_of_an_rfc3339_line_uses_its_offset_not_tz)
+{
+    use_tz("XXX+5");
+    ck_assert_int_eq(time_of("2026-11-22T15:04:05.123456+01:00 mx dovecot[812]: "
+                             "imap-login: Login: user=<bob>, method=PLAIN, "
+                             "rip=192.0.2.10, lip=192.0.2.1", T_NOV23), T_1404);
+}
+END_TEST
+
+START_TEST(test_time_of_an_iso_line_with_z_or_a_compact_offset)
+{
+    use_tz("XXX+5");
+    ck_assert_int_eq(time_of("2026-11-22T14:04:05Z" DOVECOT_REST, T_NOV23), T_1404);
+    /* journalctl -o short-iso */
+    ck_assert_int_eq(time_of("2026-11-22T15:04:05+0100" DOVECOT_REST, T_NOV23), T_1404);
+    ck_assert_int_eq(time_of("2026-11-22T09:04:05-05:00" DOVECOT_REST, T_NOV23), T_1404);
+}
+END_TEST
+
+START_TEST(test_time_of_an_iso_line_without_offset_is_local_time)
+{
+    use_tz("XXX-1");
+    ck_assert_int_eq(time_of("2026-11-22T15:04:05" DOVECOT_REST, T_NOV23), T_1404);
+}
+END_TEST
+
+START_TEST(test_time_of_a_line_in_dovecots_own_log_file)
+{
+    use_tz("XXX-1");
+    ck_assert_int_eq(time_of("Nov 22 15:04:05" OWN_LOG_REST, T_NOV23), T_1404);
+}
+END_TEST
+
+START_TEST(test_time_of_a_line_in_dovecots_own_log_file_with_a_year)
+{
+    use_tz("XXX-1");
+    ck_assert_int_eq(time_of("2026-11-22 15:04:05" OWN_LOG_REST, T_NOV23), T_1404);
+}
+END_TEST
+
+START_TEST(test_time_of_a_dec_31_line_read_on_jan_1_is_last_year)
+{
+    use_tz("UTC0");
+    /* read at 2027-01-01T00:10:00Z: 2026-12-31T23:59:00Z */
+    ck_assert_int_eq(time_of("Dec 31 23:59:00" DOVECOT_REST, 1798762200), 1798761540);
+}
+END_TEST
+
+START_TEST(test_time_of_a_jan_1_line_read_just_before_it_is_next_year)
+{
+    use_tz("UTC0");
+    /* the logger's clock is a little ahead: read at 2026-12-31T23:50:00Z,
+     * the line is from 2027-01-01T00:05:00Z, not from January 2026 */
+    ck_assert_int_eq(time_of("Jan  1 00:05:00" DOVECOT_REST, 1798761000), 1798761900);
+}
+END_TEST
+
+START_TEST(test_time_of_a_line_more_than_a_day_ahead_is_last_year)
+{
+    use_tz("UTC0");
+    /* read on 2026-11-23: "Nov 25" is 2025-11-25T15:04:05Z */
+    ck_assert_int_eq(time_of("Nov 25 15:04:05" DOVECOT_REST, T_NOV23), 1764083045);
+    /* within a day ahead, it is this year's */
+    ck_assert_int_eq(time_of("Nov 23 23:59:59" DOVECOT_REST, T_NOV23), T_NOV23 + 86399);
+}
+END_TEST
+
+START_TEST(test_time_of_feb_29_is_in_the_last_leap_year)
+{
+    use_tz("UTC0");
+    /* read on 2027-03-01: 2024-02-29T12:00:00Z */
+    ck_assert_int_eq(time_of("Feb 29 12:00:00" DOVECOT_REST, 1803859200), 1709208000);
+}
+END_TEST
+
+START_TEST(test_time_is_zero_without_a_readable_timestamp)
+{
+    use_tz("UTC0");
+    ck_assert_int_eq(time_of("mx dovecot: imap-login: Login: user=<bob>, method=PLAIN, "
+                             "rip=192.0.2.10, lip=192.0.2.1", T_NOV23), 0);
+    ck_assert_int_eq(time_of("Feb 30 10:00:00" DOVECOT_REST, T_NOV23), 0);
+    ck_assert_int_eq(time_of("2026-13-01T10:00:00Z" DOVECOT_REST, T_NOV23), 0);
+    ck_assert_int_eq(time_of("2026-11-22T25:00:00Z" DOVECOT_REST, T_NOV23), 0);
+    ck_assert_int_eq(time_of("Nov 22 10:00" DOVECOT_REST, T_NOV23), 0);
+    ck_assert_int_eq(time_of("@1795356245" DOVECOT_REST, T_NOV23), 0);
+}
+END_TEST
+
+/* ---- grants from logins ---- */
+
+static int grant_line(struct store *s, const char *line, int64_t ttl, int64_t now,
+                      int64_t *expires)
+{
+    struct popauth_login l;
+    memset(&l, 0, sizeof l);
+    ck_assert_msg(popauth_parse_line(line, now, &l), "not recognised: %s", line);
+    char err[512] = "";
+    int r = popauth_grant_login(s, &l, ttl, now, expires, err, sizeof err);
+    ck_assert_msg(r >= 0, "popauth_grant_login: %s", err);
+    return r;
+}
+
+START_TEST(test_grant_skips_a_week_old_login_read_from_the_start)
+{
+    use_tz("UTC0");
+    struct store *s = open_store();
+    /* --from-start on 2026-11-23 reads a login of 2026-11-16 */
+    ck_assert_int_eq(grant_line(s, "Nov 16 00:00:00" DOVECOT_REST, 1800, T_NOV23, NULL), 0);
+    ck_assert(!lookup(s, "192.0.2.10", 128, T_NOV23));
+    struct rows r;
+    list(s, true, T_NOV23, &r);
+    ck_assert_uint_eq(r.n, 0);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_grant_skips_a_login_exactly_one_ttl_old)
+{
+    use_tz("UTC0");
+    struct store *s = open_store();
+    ck_assert_int_eq(grant_line(s, "Nov 22 23:30:00" DOVECOT_REST, 1800, T_NOV23, NULL), 0);
+    ck_assert(!lookup(s, "192.0.2.10", 128, T_NOV23));
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_grant_of_a_recent_login_expires_ttl_after_the_login)
+{
+    use_tz("UTC0");
+    struct store *s = open_store();
+    int64_t login_time = T_NOV23 - 600, expires = 0;
+    ck_assert_int_eq(grant_line(s, "Nov 22 23:50:00" DOVECOT_REST, 1800, T_NOV23, &expires), 1);
+    ck_assert_int_eq(expires, login_time + 1800);
+    struct rows r;
+    list(s, true, T_NOV23, &r);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_str_eq(r.g[0].ip, "192.0.2.10");
+    ck_assert_str_eq(r.g[0].user, "bob");
+    ck_assert_str_eq(r.g[0].source, "dovecot");
+    ck_assert_int_eq(r.g[0].created, login_time);
+    ck_assert_int_eq(r.g[0].expires, login_time + 1800);
+    ck_assert(lookup(s, "192.0.2.10", 128, login_time + 1799));
+    ck_assert(!lookup(s, "192.0.2.10", 128, login_time + 1800));
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_grant_of_a_future_dated_login_is_clamped_to_now)
+{
+    use_tz("UTC0");
+    struct store *s = open_store();
+    int64_t expires = 0;
+    /* the logger's clock is an hour ahead */
+    ck_assert_int_eq(grant_line(s, "2026-11-23T01:00:00Z" DOVECOT_REST, 1800, T_NOV23,
+                                &expires), 1);
+    ck_assert_int_eq(expires, T_NOV23 + 1800);
+    struct rows r;
+    list(s, true, T_NOV23, &r);
+    ck_assert_uint_eq(r.n, 1);
+    ck_assert_int_eq(r.g[0].created, T_NOV23);
+    ck_assert_int_eq(r.g[0].expires, T_NOV23 + 1800);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_grant_of_an_undated_login_counts_from_now)
+{
+    struct store *s = open_store();
+    int64_t expires = 0;
+    ck_assert_int_eq(grant_line(s, "mx dovecot: imap-login: Login: user=<bob>, method=PLAIN, "
+                                "rip=192.0.2.10, lip=192.0.2.1", 1800, T_NOV23, &expires), 1);
+    ck_assert_int_eq(expires, T_NOV23 + 1800);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_grant_of_a_login_never_shortens_a_longer_grant)
+{
+    use_tz("UTC0");
+    struct store *s = open_store();
+    char err[256];
+    ck_assert_int_eq(popauth_add(s, "192.0.2.10", "boss", 7 * 86400, "cli", T_NOV23 - 3600,
+                                 err, sizeof err), 0);
+    ck_assert_int_eq(grant_line(s, "Nov 22 23:50:00" DOVECOT_REST, 1800, T_NOV23, NULL), 1);
+    ck_assert(lookup(s, "192.0.2.10", 128, T_NOV23 + 86400));
+    store_close(s);
 }
 END_TEST
 
@@ -928,6 +1164,31 @@ static Suite *popauth_suite(void)
     tcase_add_test(tc, test_parse_truncates_a_long_user_safely);
     tcase_add_test(tc, test_parse_rejects_a_huge_line);
     tcase_add_test(tc, test_parse_leaves_out_untouched_when_not_a_login);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("time");
+    tcase_add_test(tc, test_time_of_a_syslog_line_is_local_time_this_year);
+    tcase_add_test(tc, test_time_of_a_syslog_line_with_a_space_padded_day);
+    tcase_add_test(tc, test_time_of_an_rfc3339_line_uses_its_offset_not_tz);
+    tcase_add_test(tc, test_time_of_an_iso_line_with_z_or_a_compact_offset);
+    tcase_add_test(tc, test_time_of_an_iso_line_without_offset_is_local_time);
+    tcase_add_test(tc, test_time_of_a_line_in_dovecots_own_log_file);
+    tcase_add_test(tc, test_time_of_a_line_in_dovecots_own_log_file_with_a_year);
+    tcase_add_test(tc, test_time_of_a_dec_31_line_read_on_jan_1_is_last_year);
+    tcase_add_test(tc, test_time_of_a_jan_1_line_read_just_before_it_is_next_year);
+    tcase_add_test(tc, test_time_of_a_line_more_than_a_day_ahead_is_last_year);
+    tcase_add_test(tc, test_time_of_feb_29_is_in_the_last_leap_year);
+    tcase_add_test(tc, test_time_is_zero_without_a_readable_timestamp);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("grant");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_grant_skips_a_week_old_login_read_from_the_start);
+    tcase_add_test(tc, test_grant_skips_a_login_exactly_one_ttl_old);
+    tcase_add_test(tc, test_grant_of_a_recent_login_expires_ttl_after_the_login);
+    tcase_add_test(tc, test_grant_of_a_future_dated_login_is_clamped_to_now);
+    tcase_add_test(tc, test_grant_of_an_undated_login_counts_from_now);
+    tcase_add_test(tc, test_grant_of_a_login_never_shortens_a_longer_grant);
     suite_add_tcase(s, tc);
     return s;
 }
