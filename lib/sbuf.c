@@ -39,6 +39,8 @@ void sbuf_addc(struct sbuf *b, char c)
 
 void sbuf_vaddf(struct sbuf *b, const char *fmt, va_list ap)
 {
+    if (!fmt)      /* also tells GCC 12 with UBSan that fmt is not NULL */
+        return;
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
