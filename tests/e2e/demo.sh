@@ -5,6 +5,8 @@
 # network accepted, then `kanjiki query`; stops everything and removes the
 # directory.  Needs root (private Postfix instance, system user kanjiki).
 # The system Postfix is not touched.
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" != 0 ]; then
 	echo "make demo needs root (it starts a private Postfix instance and creates the user kanjiki)" >&2

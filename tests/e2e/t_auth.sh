@@ -19,6 +19,8 @@
 #  - an IPv6 grant for ::1 lets [::1] relay; with popauth_ipv6_prefix = 64
 #    (set by SIGHUP reload) a grant for ::2 covers ::1 (same /64), with the
 #    default 128 it does not.
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 e2e_init
 kj_start

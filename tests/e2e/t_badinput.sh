@@ -16,13 +16,16 @@
 #    address syntax (kanjiki)" (bad_syntax), an 8-bit foreign recipient is
 #    refused as relay_denied; the HELO and sender with 8-bit/control bytes
 #    are escaped in every query format and in the milter log;
-#  - the milter is still running and mail still flows afterwards, and it
-#    exits 0 on SIGTERM and removes its socket.
+#  - the socket is kanjiki:kanjiki and closed to others, the pidfile holds
+#    the pid; the milter is still running and mail still flows after all
+#    this, and it exits 0 on SIGTERM and removes its socket and pidfile.
 #
 # Not here: SMTPUTF8 recipients (t_relay, whose Postfix has SMTPUTF8 on); a
 # client without an address (Postfix's XCLIENT ADDR=[UNAVAILABLE] sends the
 # milter an INET connect with the address "unknown", which libmilter itself
 # rejects before kanjiki sees it) and missing macros: tests/milter.
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 e2e_init
 
@@ -91,7 +94,18 @@ grep -q 'bad-start.conf:2:' "$T/n.out" || fail "no bad-start.conf:2: in: $(cat "
 ok "kanjiki-milter -f with a bad configuration: exit $rc, no socket, $(head -n 1 "$T/n.out")"
 
 say "-- bad SMTP input through Postfix"
+kj_conf <<EOF
+pidfile = run/kanjiki-milter.pid
+EOF
 kj_start
+[ "$(stat -c %U:%G "$KJ_SOCK")" = kanjiki:kanjiki ] || fail "socket owned by $(stat -c %U:%G "$KJ_SOCK"), expected kanjiki:kanjiki"
+case $(stat -c %a "$KJ_SOCK") in
+660 | 770) ok "socket $(stat -c '%A %U:%G' "$KJ_SOCK") (owner and group only)" ;;
+*) fail "socket mode $(stat -c %a "$KJ_SOCK"), expected 660 or 770" ;;
+esac
+[ "$(cat "$T/run/kanjiki-milter.pid" 2>/dev/null)" = "$KJ_PID" ] ||
+	fail "pidfile run/kanjiki-milter.pid holds '$(cat "$T/run/kanjiki-milter.pid" 2>&1)', expected $KJ_PID"
+ok "pidfile holds $KJ_PID"
 pf_start milter "smtputf8_enable = no"
 say "   Postfix on 127.0.0.1:$PF_PORT (smtputf8_enable = no)"
 long65=$(printf 'a%.0s' $(seq 65))
@@ -174,5 +188,7 @@ kj_stop || fail "kanjiki-milter did not exit 0 on SIGTERM (status $?)"
 ok "kanjiki-milter exited 0 on SIGTERM"
 [ -e "$KJ_SOCK" ] && fail "socket $KJ_SOCK left behind after SIGTERM"
 ok "socket removed at exit"
+[ -e "$T/run/kanjiki-milter.pid" ] && fail "pidfile left behind after SIGTERM"
+ok "pidfile removed at exit"
 
 done_ok

@@ -16,6 +16,8 @@
 #
 # The portrule of smtp-open-relay only fires on ports 25/465/587 or a port
 # identified as smtp; "+smtp-open-relay" forces it on our high port.
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 command -v nmap >/dev/null || fail "nmap is not installed"
 e2e_init

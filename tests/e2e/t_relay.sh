@@ -24,6 +24,8 @@
 #  - kanjiki query filters (--ip address and CIDR, --rcpt address and
 #    domain, --sender, --action, --kind, --reason) and the csv/table formats
 #    find exactly these verdicts.
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 e2e_init
 kj_start

@@ -11,6 +11,8 @@
 # without the milter; only "u@" (empty domain) is refused by Postfix
 # before any milter sees it (501 5.1.3), so kanjiki's empty_domain check is
 # covered by the milter-protocol tests, not here.
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 e2e_init
 kj_conf <<EOF

@@ -16,6 +16,8 @@
 #    250, the mail is delivered), the verdicts carry monitor = true and
 #    action = reject, and Postfix sees the X-Kanjiki-Monitor header (logged
 #    through milter_header_checks WARN).
+# run by sh (the Makefile does): these scripts need bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 e2e_init
 cat >"$T/rules/50-site.rules" <<'EOF'
