@@ -92,8 +92,9 @@ void relay_check(const struct conf *c, const struct relay_client *cl,
                          "Relaying denied (kanjiki): recipient address uses a routing trick (%s)",
                          name);
             refuse(r, 554, "5.7.1", "route", name, text);
-            snprintf(r->detail, sizeof r->detail, "%s in recipient %s%s%s", name,
-                     a->local, a->domain[0] ? "@" : "", a->domain);
+            /* the address as written: a parsed form would hide the route */
+            snprintf(r->detail, sizeof r->detail, "%s in recipient %.*s", name,
+                     (int)(len < 512 ? len : 512), rcpt);
             return;
         }
     }

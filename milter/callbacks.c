@@ -34,6 +34,7 @@ struct conn {
     char *sender;
     char *auth_user;
     char *queue_id;
+    bool in_txn;            /* counted in kj.busy */
     struct verdict *msg;    /* the message verdict being built */
     struct sbuf monitor;    /* monitor mode: what would have been refused */
     size_t monitor_items, monitor_refused;
@@ -93,6 +94,10 @@ static char *macro(SMFICTX *ctx, const char *name)
 
 static void txn_reset(struct conn *c)
 {
+    if (c->in_txn) {
+        c->in_txn = false;
+        __atomic_sub_fetch(&kj.busy, 1, __ATOMIC_RELAXED);
+    }
     free(c->sender);
     free(c->auth_user);
     free(c->queue_id);
@@ -218,7 +223,9 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     set_ip(&c->ip, &c->have_ip, hostaddr);
     if (c->have_ip)
         ip_format(&c->ip, c->ip_text, sizeof c->ip_text);
-    c->client_name = copy_arg(hostname, MAX_HELO);
+    /* "[192.0.2.1]" is the MTA saying it found no PTR name: keep no name
+     * rather than repeat the address */
+    c->client_name = hostname && hostname[0] != '[' ? copy_arg(hostname, MAX_HELO) : NULL;
     char *daemon = macro(ctx, "{daemon_addr}");
     c->have_daemon = daemon && ip_parse(daemon, &c->daemon) == 0;
     free(daemon);
@@ -237,6 +244,8 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 {
     struct conn *c = conn_of(ctx);
     txn_reset(c);
+    c->in_txn = true;
+    __atomic_add_fetch(&kj.busy, 1, __ATOMIC_RELAXED);
     c->sender = strip_brackets(argv ? argv[0] : NULL);
     c->auth_user = macro(ctx, "{auth_authen}");
     c->queue_id = macro(ctx, "i");

@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@
 #include "milter.h"
 #include "xalloc.h"
 
-#define STOP_WAIT_MS 30000   /* SIGTERM: how long in-flight connections may finish */
+#define STOP_WAIT_MS 30000   /* SIGTERM: how long in-flight transactions may finish */
 
 static const char *usage_text =
     "usage: kanjiki-milter [-c FILE] [-f] [-n] [-p PIDFILE] [-h] [-V]\n"
@@ -324,15 +325,18 @@ static void reload(const char *conf_path, bool foreground)
         popauth_cache_refresh(kj.grants);
 }
 
-static void wait_connections(void)
+/* Let transactions in flight (MAIL seen, end of message not yet) finish.
+ * Idle connections are not waited for: the MTA applies its
+ * milter_default_action to whatever it sends them next. */
+static void wait_transactions(void)
 {
-    for (int waited = 0; waited < STOP_WAIT_MS; waited += 100) {
-        if (__atomic_load_n(&kj.active, __ATOMIC_RELAXED) <= 0)
+    for (int waited = 0; waited < STOP_WAIT_MS; waited += 50) {
+        if (__atomic_load_n(&kj.busy, __ATOMIC_RELAXED) <= 0)
             return;
-        usleep(100 * 1000);
+        usleep(50 * 1000);
     }
-    log_msg(LOG_WARNING, "stopping with %d connections still open",
-            __atomic_load_n(&kj.active, __ATOMIC_RELAXED));
+    log_msg(LOG_WARNING, "stopping with %d transactions unfinished",
+            __atomic_load_n(&kj.busy, __ATOMIC_RELAXED));
 }
 
 int main(int argc, char **argv)
@@ -417,8 +421,18 @@ int main(int argc, char **argv)
         break;
     }
     smfi_stop();
-    pthread_join(tid, NULL);
-    wait_connections();
+    /* libmilter notices the stop only at its next poll timeout (seconds);
+     * what matters is that connections in flight finish and verdicts are
+     * written, so wait for those and for the thread only briefly. */
+    wait_transactions();
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 200 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_timedjoin_np(tid, NULL, &until);
     store_writer_stop(kj.writer, 10000);
     popauth_cache_stop(kj.grants);
     if (sock_path)

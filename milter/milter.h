@@ -16,6 +16,7 @@ struct kj_daemon {
     struct store_writer *writer;
     struct popauth_cache *grants;
     int active;                     /* connections between connect and close */
+    int busy;                       /* of those, inside a MAIL transaction */
 };
 
 extern struct kj_daemon kj;
