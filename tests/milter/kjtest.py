@@ -52,6 +52,8 @@ ACCESS_DENIED = "550 5.7.1 Access denied (kanjiki)"
 
 # instances stopped without waiting; reaped at the end of the run
 _pending_stops = []
+# every instance a test started, to make sure none is left running
+_started = []
 
 
 def token():
@@ -144,6 +146,7 @@ class Milter:
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         logf.close()
         self.pid = self.proc.pid
+        _started.append(self)
         if not wait:
             return self
         deadline = time.time() + timeout
@@ -307,6 +310,12 @@ def reap_pending(timeout=15.0):
         if rc != 0:
             bad.append((m.dir, "exit status %d after SIGTERM" % rc))
     _pending_stops.clear()
+    for m in _started:
+        if m.proc.poll() is None:
+            m.proc.kill()
+            m.proc.wait()
+            bad.append((m.dir, "still running at the end of the tests (killed)"))
+    _started.clear()
     return bad
 
 

@@ -83,9 +83,14 @@ class RelayByClientAddress(KjTestCase):
     def test_ipv4_mapped_ipv6_client_of_trusted_host_may_relay(self):
         v = self.accepted("::ffff:192.0.2.10", family="6")
         self.assertEqual(codes(v), ["trusted_network"])
+        self.assertEqual(v["client_ip"], "192.0.2.10")
 
     def test_ipv4_mapped_ipv6_client_of_untrusted_host_is_refused(self):
-        self.refused("::ffff:192.0.2.11", family="6")
+        v = self.refused("::ffff:192.0.2.11", family="6")
+        # recorded as the IPv4 address, so that kanjiki query --ip finds it
+        self.assertEqual(v["client_ip"], "192.0.2.11")
+        found = self.m.verdicts("--ip", "192.0.2.0/24", "--sender", self.sender)
+        self.assertEqual([x["id"] for x in found], [v["id"]])
 
 
 class RelayByRecipientDomain(KjTestCase):
