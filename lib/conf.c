@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "addr.h"
 #include "ip.h"
 #include "sbuf.h"
@@ -433,23 +434,11 @@ static char *trim(char *s)
     return s;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return errbuf_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct conf *c = conf_defaults();
     c->path = xstrdup(path);
     char *dir = xstrdup(path);
@@ -469,12 +458,12 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
         lineno++;
         size_t len = (size_t)got;
         if (len > CONF_MAX_LINE) {
-            rc = fail(err, errlen, "%s:%d: line longer than %d bytes", path,
+            rc = errbuf_set(err, errlen, "%s:%d: line longer than %d bytes", path,
                       lineno, CONF_MAX_LINE);
             break;
         }
         if (strlen(line) != len) {
-            rc = fail(err, errlen, "%s:%d: NUL byte in line", path, lineno);
+            rc = errbuf_set(err, errlen, "%s:%d: NUL byte in line", path, lineno);
             break;
         }
         char *hash = strchr(line, '#');
@@ -485,14 +474,14 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = fail(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
+            rc = errbuf_set(err, errlen, "%s:%d: expected 'key = value'", path, lineno);
             break;
         }
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
         for (char *k = key; *k; k++) {
             if (!islower((unsigned char)*k) && *k != '_' && !isdigit((unsigned char)*k)) {
-                rc = fail(err, errlen, "%s:%d: bad key '%s'", path, lineno, key);
+                rc = errbuf_set(err, errlen, "%s:%d: bad key '%s'", path, lineno, key);
                 break;
             }
         }
@@ -500,12 +489,12 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen)
             break;
         const char *bad = apply(&x, key, val);
         if (bad) {
-            rc = fail(err, errlen, "%s:%d: %s: %s", path, lineno, key, bad);
+            rc = errbuf_set(err, errlen, "%s:%d: %s: %s", path, lineno, key, bad);
             break;
         }
     }
     if (!rc && ferror(f))
-        rc = fail(err, errlen, "%s: read error", path);
+        rc = errbuf_set(err, errlen, "%s: read error", path);
     free(line);
     fclose(f);
     free(dir);

@@ -1,6 +1,7 @@
 /* ip: see ip.h. Parsing is delegated to inet_pton, which (unlike inet_aton)
  * refuses the ambiguous IPv4 spellings "127.1", "0x7f.0.0.1" and "010.0.0.1"
  * that other software reads differently. */
+#include "errbuf.h"
 #include "ip.h"
 
 #include <arpa/inet.h>
@@ -103,30 +104,16 @@ int ip_cmp(const struct ip *a, const struct ip *b)
     return (r > 0) - (r < 0);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 int cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen)
 {
     if (!s || !*s)
-        return fail(err, errlen, "empty network");
+        return errbuf_set(err, errlen, "empty network");
     const char *slash = strchr(s, '/');
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
     struct ip a;
     bool v4;
     if (parse_addr(s, alen, &a, &v4) < 0)
-        return fail(err, errlen, "bad address in %.80s", s);
+        return errbuf_set(err, errlen, "bad address in %.80s", s);
     unsigned max = v4 ? 32 : 128, bits = max;
     if (slash) {
         const char *p = slash + 1;
@@ -136,9 +123,9 @@ int cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen)
         while (p[digits] >= '0' && p[digits] <= '9' && digits < 4)
             n = n * 10 + (unsigned long)(p[digits++] - '0');
         if (digits == 0 || p[digits] != '\0')
-            return fail(err, errlen, "bad prefix length in %.80s", s);
+            return errbuf_set(err, errlen, "bad prefix length in %.80s", s);
         if (n > max)
-            return fail(err, errlen, "prefix length out of range in %.80s (%s)",
+            return errbuf_set(err, errlen, "prefix length out of range in %.80s (%s)",
                         s, v4 ? "IPv4 allows 0-32" : "IPv6 allows 0-128");
         bits = (unsigned)n;
     }
@@ -149,7 +136,7 @@ int cidr_parse(const char *s, struct cidr *out, char *err, size_t errlen)
     if (ip_cmp(&c.net, &a) != 0) {
         char want[IP_STRLEN + 4];
         cidr_format(&c, want, sizeof want);
-        return fail(err, errlen, "host bits set in %.80s (did you mean %s?)",
+        return errbuf_set(err, errlen, "host bits set in %.80s (did you mean %s?)",
                     s, want);
     }
     *out = c;

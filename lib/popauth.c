@@ -7,6 +7,7 @@
  * the call; popauth_lookup's *user_out is the caller's to free. The cache
  * owns its path copy, its connection (used only by its thread) and its
  * array; popauth_cache_match copies the user out under the lock. */
+#include "errbuf.h"
 #include "popauth.h"
 
 #include <errno.h>
@@ -26,33 +27,19 @@
 
 #define USER_MAX 255   /* bytes kept of a user name from a log line */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* "not an IP address: ..." with the (untrusted) text escaped and bounded. */
 static int bad_ip(const char *ip, char *err, size_t errlen)
 {
     struct sbuf b = SBUF_INIT;
     esc_text(&b, ip ? ip : "", ip ? strnlen(ip, 200) : 0);
-    fail(err, errlen, "not an IP address: %s", sbuf_str(&b));
+    errbuf_set(err, errlen, "not an IP address: %s", sbuf_str(&b));
     sbuf_free(&b);
     return -1;
 }
 
 static int db_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
-    return fail(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
+    return errbuf_set(err, errlen, "%s: %s", what, sqlite3_errmsg(db));
 }
 
 /* The range of addresses a grant for a may cover when looked up from a:
@@ -86,9 +73,9 @@ int popauth_add(struct store *s, const char *ip, const char *user,
     if (!ip || ip_parse(ip, &a) < 0)
         return bad_ip(ip, err, errlen);
     if (ttl_secs <= 0)
-        return fail(err, errlen, "ttl must be > 0 (got %lld)", (long long)ttl_secs);
+        return errbuf_set(err, errlen, "ttl must be > 0 (got %lld)", (long long)ttl_secs);
     if (now > INT64_MAX - ttl_secs)
-        return fail(err, errlen, "ttl too large");
+        return errbuf_set(err, errlen, "ttl too large");
     char text[IP_STRLEN];
     ip_format(&a, text, sizeof text);
     sqlite3 *db = store_db(s);
@@ -1041,9 +1028,9 @@ int popauth_grant_login(struct store *s, const struct popauth_login *l, int64_t 
                         int64_t now, int64_t *expires, char *err, size_t errlen)
 {
     if (!l || !l->source || !*l->source || !strcmp(l->source, "cli"))
-        return fail(err, errlen, "a login needs the source that logged it");
+        return errbuf_set(err, errlen, "a login needs the source that logged it");
     if (ttl_secs <= 0)
-        return fail(err, errlen, "ttl must be > 0 (got %lld)", (long long)ttl_secs);
+        return errbuf_set(err, errlen, "ttl must be > 0 (got %lld)", (long long)ttl_secs);
     int64_t start, until;
     if (!popauth_login_window(l, ttl_secs, now, &start, &until))
         return 0;

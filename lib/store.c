@@ -2,6 +2,7 @@
  * on the same connection). Every statement is prepared and bound; the only
  * text spliced into SQL is this file's own: column conditions and the
  * schema version number from the compiled-in migrations. */
+#include "errbuf.h"
 #include "store.h"
 
 #include <errno.h>
@@ -28,20 +29,6 @@ struct store {
     sqlite3_stmt *rcpts;   /* cached json_each over a recipients array */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* Run every statement in sql (a migration may hold many), each prepared. */
 static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
@@ -50,13 +37,13 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
         sqlite3_stmt *st = NULL;
         const char *tail = NULL;
         if (sqlite3_prepare_v2(db, p, -1, &st, &tail) != SQLITE_OK)
-            return fail(err, errlen, "%s", sqlite3_errmsg(db));
+            return errbuf_set(err, errlen, "%s", sqlite3_errmsg(db));
         if (st) {
             int rc;
             while ((rc = sqlite3_step(st)) == SQLITE_ROW)
                 ;
             if (rc != SQLITE_DONE) {
-                fail(err, errlen, "%s", sqlite3_errmsg(db));
+                errbuf_set(err, errlen, "%s", sqlite3_errmsg(db));
                 sqlite3_finalize(st);
                 return -1;
             }
@@ -71,10 +58,10 @@ static int user_version(sqlite3 *db, int *out, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return fail(err, errlen, "%s", sqlite3_errmsg(db));
+        return errbuf_set(err, errlen, "%s", sqlite3_errmsg(db));
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        fail(err, errlen, "%s", sqlite3_errmsg(db));
+        errbuf_set(err, errlen, "%s", sqlite3_errmsg(db));
         sqlite3_finalize(st);
         return -1;
     }
@@ -108,7 +95,7 @@ static const struct schema_migration *next_migration(int version)
 
 static int newer_than_build(int have, char *err, size_t errlen)
 {
-    return fail(err, errlen,
+    return errbuf_set(err, errlen,
                 "database schema version %d is newer than this build supports "
                 "(%d); use a newer kanjiki", have, store_schema_latest());
 }
@@ -119,7 +106,7 @@ static int apply_migration(sqlite3 *db, const struct schema_migration *m, int *c
 {
     char msg[512];
     if (exec_sql(db, "BEGIN IMMEDIATE", msg, sizeof msg) < 0)
-        return fail(err, errlen, "migration %s: %s", m->name, msg);
+        return errbuf_set(err, errlen, "migration %s: %s", m->name, msg);
     /* another process may have migrated between our read and our lock */
     int now = 0;
     if (user_version(db, &now, msg, sizeof msg) < 0)
@@ -139,7 +126,7 @@ static int apply_migration(sqlite3 *db, const struct schema_migration *m, int *c
     return 0;
 rollback:
     exec_sql(db, "ROLLBACK", NULL, 0);
-    return fail(err, errlen, "migration %s: %s", m->name, msg);
+    return errbuf_set(err, errlen, "migration %s: %s", m->name, msg);
 }
 
 int store_migrate_to(sqlite3 *db, int target, char *err, size_t errlen)
@@ -181,7 +168,7 @@ static int precreate(const char *path, char *err, size_t errlen)
     }
     if (errno == EEXIST)
         return 0;
-    return fail(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+    return errbuf_set(err, errlen, "cannot create database %s: %s", path, strerror(errno));
 }
 
 static int configure(sqlite3 *db, bool readonly, int busy_ms, char *err, size_t errlen)
@@ -215,14 +202,14 @@ static int open_db(const char *path, unsigned flags, sqlite3 **out,
         if (create && precreate(path, err, errlen) < 0)
             return -1;
         if (!create && access(path, F_OK) != 0)
-            return fail(err, errlen, "database %s: %s", path, strerror(errno));
+            return errbuf_set(err, errlen, "database %s: %s", path, strerror(errno));
     }
     int oflags = ro ? SQLITE_OPEN_READONLY
                     : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, oflags, NULL);
     if (rc != SQLITE_OK) {
-        fail(err, errlen, "cannot open database %s: %s", path,
+        errbuf_set(err, errlen, "cannot open database %s: %s", path,
              db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return -1;
@@ -231,7 +218,7 @@ static int open_db(const char *path, unsigned flags, sqlite3 **out,
      * a caller that asked to write must hear about it now */
     if (!ro && sqlite3_db_readonly(db, "main") == 1) {
         sqlite3_close(db);
-        return fail(err, errlen, "database %s is read-only", path);
+        return errbuf_set(err, errlen, "database %s is read-only", path);
     }
     *out = db;
     return 0;
@@ -242,7 +229,7 @@ int store_open(const char *path, unsigned flags, int busy_ms,
 {
     *out = NULL;
     if (!path || !*path)
-        return fail(err, errlen, "no database path configured");
+        return errbuf_set(err, errlen, "no database path configured");
     sqlite3 *db = NULL;
     if (open_db(path, flags, &db, err, errlen) < 0)
         return -1;
@@ -251,7 +238,7 @@ int store_open(const char *path, unsigned flags, int busy_ms,
     if (configure(db, ro, busy_ms, msg, sizeof msg) < 0 ||
         (ro ? check_version(db, msg, sizeof msg) : store_migrate(db, msg, sizeof msg)) < 0) {
         sqlite3_close(db);
-        return fail(err, errlen, "database %s: %s", path, msg);
+        return errbuf_set(err, errlen, "database %s: %s", path, msg);
     }
     struct store *s = xcalloc(1, sizeof *s);
     s->db = db;
@@ -341,10 +328,10 @@ int store_insert_verdict(struct store *s, struct verdict *v,
                          char *err, size_t errlen)
 {
     if (!s->ins && sqlite3_prepare_v2(s->db, insert_sql, -1, &s->ins, NULL) != SQLITE_OK)
-        return fail(err, errlen, "insert verdict: %s", sqlite3_errmsg(s->db));
+        return errbuf_set(err, errlen, "insert verdict: %s", sqlite3_errmsg(s->db));
     int rc = bind_verdict(s->ins, v) < 0 ? SQLITE_ERROR : sqlite3_step(s->ins);
     if (rc != SQLITE_DONE)
-        fail(err, errlen, "insert verdict: %s", sqlite3_errmsg(s->db));
+        errbuf_set(err, errlen, "insert verdict: %s", sqlite3_errmsg(s->db));
     else
         v->id = sqlite3_last_insert_rowid(s->db);
     sqlite3_reset(s->ins);
@@ -558,7 +545,7 @@ static struct verdict *load_row(struct store *s, sqlite3_stmt *st, char *err, si
     v->id = sqlite3_column_int64(st, 0);
     if (kind_parse(kind, &v->kind) < 0 || verdict_stage_parse(stage, &v->stage) < 0 ||
         verdict_action_parse(action, &v->action) < 0) {
-        fail(err, errlen, "verdict %lld: unknown kind, stage or action (%s, %s, %s)",
+        errbuf_set(err, errlen, "verdict %lld: unknown kind, stage or action (%s, %s, %s)",
              (long long)v->id, kind ? kind : "NULL", stage ? stage : "NULL",
              action ? action : "NULL");
         verdict_free(v);
@@ -597,7 +584,7 @@ static int run_query(struct store *s, sqlite3_stmt *st, store_row_fn fn, void *a
             return 0;
     }
     if (rc != SQLITE_DONE)
-        return fail(err, errlen, "query: %s", sqlite3_errmsg(s->db));
+        return errbuf_set(err, errlen, "query: %s", sqlite3_errmsg(s->db));
     return 0;
 }
 
@@ -610,9 +597,9 @@ int store_query(struct store *s, const struct store_filter *f,
     sqlite3_stmt *st = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(s->db, sbuf_str(&q.sql), -1, &st, NULL) != SQLITE_OK)
-        fail(err, errlen, "query: %s", sqlite3_errmsg(s->db));
+        errbuf_set(err, errlen, "query: %s", sqlite3_errmsg(s->db));
     else if (bind_params(st, &q) != SQLITE_OK)
-        fail(err, errlen, "query: %s", sqlite3_errmsg(s->db));
+        errbuf_set(err, errlen, "query: %s", sqlite3_errmsg(s->db));
     else
         rc = run_query(s, st, fn, arg, err, errlen);
     sqlite3_finalize(st);
@@ -693,7 +680,7 @@ static int write_batch(struct store_writer *w, struct verdict **batch, size_t n,
         return -1;
     char msg[512];
     if (exec_sql(w->s->db, "BEGIN IMMEDIATE", msg, sizeof msg) < 0) {
-        fail(err, errlen, "%s", msg);
+        errbuf_set(err, errlen, "%s", msg);
         goto failed;
     }
     for (size_t i = 0; i < n; i++) {
@@ -706,7 +693,7 @@ static int write_batch(struct store_writer *w, struct verdict **batch, size_t n,
     }
     if (exec_sql(w->s->db, "COMMIT", msg, sizeof msg) == 0)
         return 0;
-    fail(err, errlen, "%s", msg);
+    errbuf_set(err, errlen, "%s", msg);
 rollback:
     exec_sql(w->s->db, "ROLLBACK", NULL, 0);
 failed:
