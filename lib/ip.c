@@ -1,7 +1,6 @@
 /* ip: see ip.h. Parsing is delegated to inet_pton, which (unlike inet_aton)
  * refuses the ambiguous IPv4 spellings "127.1", "0x7f.0.0.1" and "010.0.0.1"
  * that other software reads differently. */
-#include "errbuf.h"
 #include "ip.h"
 
 #include <arpa/inet.h>
@@ -9,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "errbuf.h"
 
 static const uint8_t v4_mapped_prefix[12] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
