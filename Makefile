@@ -50,7 +50,7 @@ $(BUILD)/%.o: %.c $(wildcard lib/*.h) $(BUILD)/gen/schema_sql.h
 
 # The schema is compiled into the binaries so that a database can be created
 # or upgraded without the sql/ folder being installed anywhere.
-$(BUILD)/gen/schema_sql.c $(BUILD)/gen/schema_sql.h: $(SQL) tools/embed-sql.sh
+$(BUILD)/gen/schema_sql.c $(BUILD)/gen/schema_sql.h &: $(SQL) tools/embed-sql.sh
 	@mkdir -p $(BUILD)/gen
 	sh tools/embed-sql.sh $(BUILD)/gen/schema_sql $(SQL)
 

@@ -217,8 +217,17 @@ static void set_ip(struct ip *out, bool *have, const struct sockaddr *sa)
     *have = ip_parse(buf, out) == 0;
 }
 
+/* While stopping, new work gets a temporary failure, never a pass. */
+static sfsistat shutting_down(SMFICTX *ctx)
+{
+    smfi_setreply(ctx, "421", "4.3.2", "kanjiki is restarting, try again later");
+    return SMFIS_TEMPFAIL;
+}
+
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
+    if (__atomic_load_n(&kj.stopping, __ATOMIC_RELAXED))
+        return shutting_down(ctx);
     struct conn *c = conn_of(ctx);
     set_ip(&c->ip, &c->have_ip, hostaddr);
     if (c->have_ip)
@@ -242,6 +251,8 @@ static sfsistat on_helo(SMFICTX *ctx, char *helohost)
 
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 {
+    if (__atomic_load_n(&kj.stopping, __ATOMIC_RELAXED))
+        return shutting_down(ctx);
     struct conn *c = conn_of(ctx);
     txn_reset(c);
     c->in_txn = true;

@@ -1,10 +1,13 @@
 /* kanjiki-milter: startup, privileges, signals.
  *
- * Signals: libmilter's own signal thread treats SIGHUP like SIGTERM (it
- * stops the milter). To reload on SIGHUP instead, smfi_main runs in a
- * thread of its own and the main thread waits in sigwait: on Linux a signal
- * sent to the process goes to the main thread first when it is waiting for
- * it, so our handler, not libmilter's, sees HUP, TERM and INT. */
+ * Signals: libmilter's own signal thread waits for HUP, TERM and INT and
+ * treats HUP as "stop". To reload on HUP instead, every thread but the main
+ * one blocks those signals, and the main thread alone leaves them unblocked
+ * with a handler that writes to a pipe. A signal sent to the process goes
+ * to the main thread whenever that thread can take it (Linux tries the
+ * thread-group leader first), so libmilter's thread never sees one, even
+ * in a burst of HUPs; the main loop reads the pipe and acts outside the
+ * handler. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -266,6 +269,49 @@ static int daemonize(void)
 }
 
 static volatile int milter_failed;
+static int sig_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+    if (write(sig_pipe[1], &c, 1) < 0) {
+        /* pipe full: enough signals are already waiting to be handled */
+    }
+    errno = saved;
+}
+
+static int install_signals(void)
+{
+    if (pipe2(sig_pipe, O_CLOEXEC) < 0 ||
+        fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK) < 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGHUP);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGINT);
+    if (sigaction(SIGHUP, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0 ||
+        sigaction(SIGINT, &sa, NULL) < 0)
+        return -1;
+    return 0;
+}
+
+static int next_signal(void)
+{
+    for (;;) {
+        unsigned char c;
+        ssize_t n = read(sig_pipe[0], &c, 1);
+        if (n == 1)
+            return c;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return SIGTERM;   /* the pipe broke: stop rather than spin */
+    }
+}
 
 static void *milter_thread(void *arg)
 {
@@ -395,6 +441,10 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (install_signals() < 0) {
+        log_msg(LOG_ERR, "cannot install signal handlers: %s", strerror(errno));
+        return 1;
+    }
 
     kj.policy = p;
     kj.writer = store_writer_start(c->database, c->queue_size, 1000);
@@ -409,10 +459,11 @@ int main(int argc, char **argv)
             c->socket, (long)getuid(), c->mode == CONF_MODE_MONITOR ? "monitor" : "enforce",
             p->rules->n, c->database);
 
+    /* Every thread exists now and has the signals blocked: only this one
+     * takes them from here on. */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
-            continue;
+        int sig = next_signal();
         if (sig == SIGHUP) {
             reload(conf_path, o.foreground);
             continue;
@@ -420,11 +471,15 @@ int main(int argc, char **argv)
         log_msg(LOG_NOTICE, "stopping on signal %d", sig);
         break;
     }
-    smfi_stop();
-    /* libmilter notices the stop only at its next poll timeout (seconds);
-     * what matters is that connections in flight finish and verdicts are
-     * written, so wait for those and for the thread only briefly. */
+    /* Stop taking new work first: with the socket gone the MTA applies its
+     * milter_default_action to new sessions, and sessions already open get
+     * a 4xx for any new transaction. Transactions in flight finish, and
+     * only then is libmilter stopped: once stopped it serves no session. */
+    __atomic_store_n(&kj.stopping, 1, __ATOMIC_RELAXED);
+    if (sock_path)
+        unlink(sock_path);
     wait_transactions();
+    smfi_stop();
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += 200 * 1000 * 1000;
@@ -435,8 +490,6 @@ int main(int argc, char **argv)
     pthread_timedjoin_np(tid, NULL, &until);
     store_writer_stop(kj.writer, 10000);
     popauth_cache_stop(kj.grants);
-    if (sock_path)
-        unlink(sock_path);
     free(sock_path);
     if (pidfile)
         unlink(pidfile);

@@ -17,6 +17,7 @@ struct kj_daemon {
     struct popauth_cache *grants;
     int active;                     /* connections between connect and close */
     int busy;                       /* of those, inside a MAIL transaction */
+    int stopping;                   /* SIGTERM seen: take no new work */
 };
 
 extern struct kj_daemon kj;
