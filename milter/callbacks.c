@@ -140,7 +140,7 @@ static void log_verdict(const struct verdict *v)
     sbuf_adds(&b, " client=");
     esc_text_s(&b, v->client_ip ? v->client_ip : "unknown");
     sbuf_adds(&b, "[");
-    esc_text_s(&b, v->client_name);
+    esc_text_s(&b, v->client_name ? v->client_name : "unknown");
     sbuf_adds(&b, "] helo=");
     esc_text_s(&b, v->helo);
     sbuf_adds(&b, " from=<");
