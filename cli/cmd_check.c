@@ -35,6 +35,12 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv)
                p->rules->nfiles);
         rules_print(p->rules, stdout);
     }
+    size_t nscore = 0;
+    for (size_t i = 0; i < p->rules->n; i++)
+        nscore += p->rules->v[i].verb == RULE_SCORE;
+    if (nscore || p->rules->nzones || p->rules->nthresholds)
+        printf("note: score, zone, spf and threshold statements are checked but not yet "
+               "applied by kanjiki-milter in this version\n");
     printf("%s: configuration OK\n", p->conf->path ? p->conf->path : "built-in defaults");
     policy_unref(p);
     return 0;

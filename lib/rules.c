@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "addr.h"
 #include "esc.h"
+#include "timeutil.h"
 #include "sbuf.h"
 #include "xalloc.h"
 
@@ -252,6 +254,14 @@ void rules_free(struct ruleset *rs)
     for (size_t i = 0; i < rs->n; i++)
         rule_clear(&rs->v[i]);
     free(rs->v);
+    for (size_t i = 0; i < rs->nzones; i++)
+        dnsbl_zone_clear(&rs->zones[i].z);
+    free(rs->zones);
+    for (size_t i = 0; i < rs->nthresholds; i++) {
+        free(rs->thresholds[i].reply_text);
+        free(rs->thresholds[i].where);
+    }
+    free(rs->thresholds);
     free(rs);
 }
 
@@ -302,21 +312,40 @@ static int parse_reply(struct rule *r, const char *s, const char **why)
     return 0;
 }
 
+
+/* A weight or a score: a finite decimal number within +-1000. */
+static int parse_number(struct lexer *lx, const struct tok *t, double *out)
+{
+    char *end;
+    double v = t->kind == TOK_WORD ? strtod(t->text, &end) : 0;
+    if (t->kind != TOK_WORD || end == t->text || *end || !isfinite(v) ||
+        v < -1000 || v > 1000)
+        return lex_error(lx, t->line, t->col, "expected a number from -1000 to 1000");
+    *out = v;
+    return 0;
+}
+
 static int parse_listrule(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
 {
     struct rule r;
     memset(&r, 0, sizeof r);
-    r.verb = !strcmp(verb->text, "allow") ? RULE_ALLOW : RULE_DENY;
+    r.verb = !strcmp(verb->text, "allow") ? RULE_ALLOW
+             : !strcmp(verb->text, "deny") ? RULE_DENY : RULE_SCORE;
     struct tok t;
     if (next_tok(lx, &t) < 0)
         return -1;
+    if (r.verb == RULE_SCORE) {
+        if (parse_number(lx, &t, &r.weight) < 0 || next_tok(lx, &t) < 0)
+            return -1;
+    }
     static const char *subjects[] = { "client", "sender", "rcpt", "helo" };
+    const char *verb_text = r.verb == RULE_SCORE ? "score N" : verb->text;
     size_t k = 0;
     while (t.kind == TOK_WORD && k < 4 && strcmp(t.text, subjects[k]))
         k++;
     if (t.kind != TOK_WORD || k == 4)
         return lex_error(lx, t.line, t.col,
-                         "expected client, sender, rcpt or helo after '%s'", verb->text);
+                         "expected client, sender, rcpt or helo after '%s'", verb_text);
     r.subject = (enum rule_subject)k;
     if (r.subject == RULE_CLIENT)
         r.nets = cidrset_new();
@@ -335,7 +364,7 @@ static int parse_listrule(struct lexer *lx, struct ruleset *rs, const struct tok
             if ((rc = next_tok(lx, &s)) < 0)
                 break;
             if (r.verb != RULE_DENY) {
-                rc = lex_error(lx, t.line, t.col, "only deny rules take a reply");
+                rc = lex_error(lx, t.line, t.col, "only deny rules and thresholds take a reply");
                 break;
             }
             if (s.kind != TOK_STRING) {
@@ -394,6 +423,241 @@ static int parse_listrule(struct lexer *lx, struct ruleset *rs, const struct tok
     return 0;
 }
 
+
+/* Comma-separated answer codes after "codes" or "errors". */
+static int parse_codes(struct lexer *lx, struct dnsbl_codes *c, struct tok *t)
+{
+    size_t n = 0;
+    for (;;) {
+        if (next_tok(lx, t) < 0)
+            return -1;
+        if (t->kind == TOK_COMMA)
+            continue;
+        if (t->kind != TOK_WORD || (n && !strchr("0123456789m", t->text[0])))
+            break;
+        char why[160];
+        if (dnsbl_codes_add(c, t->text, why, sizeof why) < 0)
+            return lex_error(lx, t->line, t->col, "%s", why);
+        n++;
+    }
+    if (!n)
+        return lex_error(lx, t->line, t->col, "expected answer codes (127.0.0.2, "
+                         "127.0.0.2-127.0.0.11 or mask:0x0e)");
+    return 1;   /* t holds the next token already */
+}
+
+static int parse_check(struct lexer *lx, unsigned *check, struct tok *t)
+{
+    *check = 0;
+    for (;;) {
+        if (next_tok(lx, t) < 0)
+            return -1;
+        if (t->kind == TOK_COMMA)
+            continue;
+        unsigned bit = t->kind != TOK_WORD ? 0
+                       : !strcmp(t->text, "helo") ? RULES_CHECK_HELO
+                       : !strcmp(t->text, "sender") ? RULES_CHECK_SENDER
+                       : !strcmp(t->text, "from") ? RULES_CHECK_FROM : 0;
+        if (!bit)
+            break;
+        *check |= bit;
+    }
+    if (!*check)
+        return lex_error(lx, t->line, t->col, "expected helo, sender and/or from after check");
+    return 1;
+}
+
+static int parse_zone(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+{
+    struct tok t;
+    if (next_tok(lx, &t) < 0)
+        return -1;
+    if (t.kind != TOK_WORD || check_domain(t.text) < 0)
+        return lex_error(lx, t.line, t.col, "expected a zone name such as zen.spamhaus.org");
+    struct rules_zone rz;
+    memset(&rz, 0, sizeof rz);
+    dnsbl_zone_defaults(&rz.z, DNSBL_IP);
+    char name[ADDR_MAX_DOMAIN + 1];
+    snprintf(name, sizeof name, "%.*s", (int)(sizeof name - 1), t.text);
+    lower(name);
+    if (name[strlen(name) - 1] == '.')
+        name[strlen(name) - 1] = '\0';
+    for (size_t i = 0; i < rs->nzones; i++)
+        if (!strcmp(rs->zones[i].z.name, name))
+            return lex_error(lx, t.line, t.col, "zone %s already defined at %s", name,
+                             rs->zones[i].z.where);
+    struct dnsbl_codes codes = { 0 }, errors = { 0 };
+    bool have_codes = false, have_errors = false, have_kind = false;
+    enum dnsbl_kind kind = DNSBL_IP;
+    int rc = next_tok(lx, &t);
+    while (rc >= 0 && t.kind != TOK_END) {
+        int pushed = 0;   /* 1: t already holds the next token */
+        if (t.kind != TOK_WORD) {
+            rc = lex_error(lx, t.line, t.col, "unexpected text in zone definition");
+        } else if (!strcmp(t.text, "ip") || !strcmp(t.text, "domain") ||
+                   !strcmp(t.text, "uri")) {
+            if (have_kind)
+                rc = lex_error(lx, t.line, t.col, "zone type given twice");
+            have_kind = true;
+            kind = t.text[0] == 'i' ? DNSBL_IP : t.text[0] == 'd' ? DNSBL_DOMAIN : DNSBL_URI;
+        } else if (!strcmp(t.text, "weight")) {
+            if ((rc = next_tok(lx, &t)) >= 0)
+                rc = parse_number(lx, &t, &rz.z.weight);
+        } else if (!strcmp(t.text, "codes")) {
+            rc = parse_codes(lx, &codes, &t);
+            pushed = rc > 0;
+            have_codes = have_codes || pushed;
+        } else if (!strcmp(t.text, "errors")) {
+            rc = parse_codes(lx, &errors, &t);
+            pushed = rc > 0;
+            have_errors = have_errors || pushed;
+        } else if (!strcmp(t.text, "txt")) {
+            rz.z.txt = true;
+        } else if (!strcmp(t.text, "timeout")) {
+            int64_t ms;
+            if ((rc = next_tok(lx, &t)) >= 0 &&
+                (t.kind != TOK_WORD || tu_parse_duration_ms(t.text, &ms) < 0 || ms < 10 ||
+                 ms > 60000))
+                rc = lex_error(lx, t.line, t.col, "expected a timeout from 10ms to 60s");
+            else if (rc >= 0)
+                rz.z.timeout_ms = (int)ms;
+        } else if (!strcmp(t.text, "check")) {
+            rc = parse_check(lx, &rz.check, &t);
+            pushed = rc > 0;
+        } else {
+            rc = lex_error(lx, t.line, t.col, "unknown zone option '%s' (ip domain uri "
+                           "weight codes errors txt timeout check)", t.text);
+        }
+        if (rc >= 0 && !pushed)
+            rc = next_tok(lx, &t);
+    }
+    if (rc < 0)
+        return -1;
+    /* the kind decides the default error codes; explicit lists replace them */
+    double weight = rz.z.weight;
+    bool txt = rz.z.txt;
+    int timeout = rz.z.timeout_ms;
+    dnsbl_zone_defaults(&rz.z, kind);
+    rz.z.weight = weight;
+    rz.z.txt = txt;
+    rz.z.timeout_ms = timeout;
+    if (have_codes)
+        rz.z.codes = codes;
+    if (have_errors)
+        rz.z.errors = errors;
+    if (kind == DNSBL_DOMAIN && !rz.check)
+        rz.check = RULES_CHECK_HELO | RULES_CHECK_SENDER | RULES_CHECK_FROM;
+    if (kind != DNSBL_DOMAIN && rz.check)
+        return lex_error(lx, verb->line, verb->col, "check applies to domain zones only");
+    rz.z.name = xstrdup(name);
+    struct sbuf w = SBUF_INIT;
+    sbuf_addf(&w, "%s:%d", lx->fname, verb->line);
+    rz.z.where = sbuf_take(&w);
+    rs->zones = xrealloc(rs->zones, (rs->nzones + 1) * sizeof *rs->zones);
+    rs->zones[rs->nzones++] = rz;
+    return 0;
+}
+
+static int parse_spf(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+{
+    (void)verb;
+    struct tok t, w;
+    enum rules_spf r;
+    if (next_tok(lx, &t) < 0)
+        return -1;
+    if (t.kind != TOK_WORD || rules_spf_parse(t.text, &r) < 0)
+        return lex_error(lx, t.line, t.col, "expected an SPF result (pass fail softfail "
+                         "neutral none temperror permerror)");
+    double v;
+    if (next_tok(lx, &w) < 0 || parse_number(lx, &w, &v) < 0)
+        return -1;
+    if (next_tok(lx, &t) < 0)
+        return -1;
+    if (t.kind != TOK_END)
+        return lex_error(lx, t.line, t.col, "unexpected text after the SPF weight");
+    rs->spf_weight[r] = v;
+    return 0;
+}
+
+static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+{
+    struct rules_threshold th;
+    memset(&th, 0, sizeof th);
+    struct tok t;
+    if (next_tok(lx, &t) < 0 || parse_number(lx, &t, &th.score) < 0)
+        return -1;
+    if (next_tok(lx, &t) < 0)
+        return -1;
+    static const struct { const char *name; enum verdict_action a; } acts[] = {
+        { "tag", VERDICT_TAG }, { "quarantine", VERDICT_QUARANTINE },
+        { "tempfail", VERDICT_TEMPFAIL }, { "reject", VERDICT_REJECT },
+    };
+    size_t k = 0;
+    while (k < 4 && (t.kind != TOK_WORD || strcmp(t.text, acts[k].name)))
+        k++;
+    if (k == 4)
+        return lex_error(lx, t.line, t.col, "expected tag, quarantine, tempfail or reject");
+    th.action = acts[k].a;
+    for (size_t i = 0; i < rs->nthresholds; i++)
+        if (rs->thresholds[i].score == th.score)
+            return lex_error(lx, verb->line, verb->col, "threshold %g already defined at %s",
+                             th.score, rs->thresholds[i].where);
+    struct rule tmp;
+    memset(&tmp, 0, sizeof tmp);
+    int rc = 0;
+    while (rc >= 0 && (rc = next_tok(lx, &t)) >= 0 && t.kind != TOK_END) {
+        const char *why = NULL;
+        if (t.kind == TOK_WORD && !strcmp(t.text, "early")) {
+            th.early = true;
+        } else if (t.kind == TOK_WORD && !strcmp(t.text, "reply")) {
+            struct tok r;
+            if ((rc = next_tok(lx, &r)) < 0)
+                break;
+            if (th.action != VERDICT_TEMPFAIL && th.action != VERDICT_REJECT)
+                rc = lex_error(lx, t.line, t.col, "only tempfail and reject send a reply");
+            else if (r.kind != TOK_STRING)
+                rc = lex_error(lx, r.line, r.col, "reply needs a quoted text");
+            else if (tmp.reply_text)
+                rc = lex_error(lx, t.line, t.col, "only one reply per threshold");
+            else if (parse_reply(&tmp, r.text, &why) < 0)
+                rc = lex_error(lx, r.line, r.col, "%s", why);
+            else if ((tmp.reply_code >= 500) != (th.action == VERDICT_REJECT))
+                rc = lex_error(lx, r.line, r.col, "%s needs a %s reply code",
+                               acts[k].name, th.action == VERDICT_REJECT ? "5xx" : "4xx");
+        } else {
+            rc = lex_error(lx, t.line, t.col, "unexpected text (reply \"TEXT\" or early)");
+        }
+    }
+    if (rc < 0) {
+        free(tmp.reply_text);
+        return -1;
+    }
+    if (tmp.reply_text) {
+        th.reply_code = tmp.reply_code;
+        snprintf(th.reply_xcode, sizeof th.reply_xcode, "%s", tmp.reply_xcode);
+        th.reply_text = tmp.reply_text;
+    } else if (th.action == VERDICT_TEMPFAIL || th.action == VERDICT_REJECT) {
+        bool rej = th.action == VERDICT_REJECT;
+        th.reply_code = rej ? 550 : 451;
+        snprintf(th.reply_xcode, sizeof th.reply_xcode, "%s", rej ? "5.7.1" : "4.7.1");
+        th.reply_text = xstrdup(rej ? "Message refused by policy (kanjiki)"
+                                    : "Message deferred by policy, try again later (kanjiki)");
+    }
+    struct sbuf w = SBUF_INIT;
+    sbuf_addf(&w, "%s:%d", lx->fname, verb->line);
+    th.where = sbuf_take(&w);
+    /* keep highest first so the first one reached is the answer */
+    rs->thresholds = xrealloc(rs->thresholds, (rs->nthresholds + 1) * sizeof *rs->thresholds);
+    size_t at = 0;
+    while (at < rs->nthresholds && rs->thresholds[at].score > th.score)
+        at++;
+    memmove(&rs->thresholds[at + 1], &rs->thresholds[at],
+            (rs->nthresholds - at) * sizeof *rs->thresholds);
+    rs->thresholds[at] = th;
+    rs->nthresholds++;
+    return 0;
+}
+
 /* The verb table: later statement kinds (zones, weights, thresholds) are
  * added here with their own parse function. */
 static const struct {
@@ -402,6 +666,10 @@ static const struct {
 } verbs[] = {
     { "allow", parse_listrule },
     { "deny", parse_listrule },
+    { "score", parse_listrule },
+    { "zone", parse_zone },
+    { "spf", parse_spf },
+    { "threshold", parse_threshold },
 };
 
 int rules_parse(struct ruleset *rs, const char *fname, const char *text,
@@ -431,14 +699,14 @@ int rules_parse(struct ruleset *rs, const char *fname, const char *text,
             continue;
         }
         if (t.kind != TOK_WORD)
-            return lex_error(&lx, t.line, t.col, "expected a statement (allow or deny)");
+            return lex_error(&lx, t.line, t.col, "expected a statement (allow, deny, score, zone, spf or threshold)");
         size_t k = 0;
         while (k < sizeof verbs / sizeof verbs[0] && strcmp(verbs[k].verb, t.text))
             k++;
         if (k == sizeof verbs / sizeof verbs[0]) {
             struct sbuf b = SBUF_INIT;
             esc_text_s(&b, t.text);
-            lex_error(&lx, t.line, t.col, "unknown statement '%s' (expected allow or deny)",
+            lex_error(&lx, t.line, t.col, "unknown statement '%s' (expected allow, deny, score, zone, spf or threshold)",
                       sbuf_str(&b));
             sbuf_free(&b);
             return -1;
@@ -592,9 +860,53 @@ static bool rule_matches(const struct rule *r, const struct rules_input *in)
 const struct rule *rules_match(const struct ruleset *rs, const struct rules_input *in)
 {
     for (size_t i = 0; rs && i < rs->n; i++)
-        if (rule_matches(&rs->v[i], in))
+        if (rs->v[i].verb != RULE_SCORE && rule_matches(&rs->v[i], in))
             return &rs->v[i];
     return NULL;
+}
+
+double rules_score(const struct ruleset *rs, const struct rules_input *in, size_t *nhit)
+{
+    double total = 0;
+    size_t hits = 0;
+    for (size_t i = 0; rs && i < rs->n; i++)
+        if (rs->v[i].verb == RULE_SCORE && rule_matches(&rs->v[i], in)) {
+            total += rs->v[i].weight;
+            hits++;
+        }
+    if (nhit)
+        *nhit = hits;
+    return total;
+}
+
+const struct rules_threshold *rules_threshold_for(const struct ruleset *rs, double total,
+                                                  bool at_rcpt)
+{
+    for (size_t i = 0; rs && i < rs->nthresholds; i++) {
+        const struct rules_threshold *t = &rs->thresholds[i];
+        if (total >= t->score && (!at_rcpt || t->early))
+            return t;
+    }
+    return NULL;
+}
+
+static const char *spf_names[RULES_SPF_COUNT] = {
+    "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror",
+};
+
+const char *rules_spf_name(enum rules_spf r)
+{
+    return (unsigned)r < RULES_SPF_COUNT ? spf_names[r] : "?";
+}
+
+int rules_spf_parse(const char *s, enum rules_spf *out)
+{
+    for (int i = 0; i < RULES_SPF_COUNT; i++)
+        if (!strcmp(s, spf_names[i])) {
+            *out = (enum rules_spf)i;
+            return 0;
+        }
+    return -1;
 }
 
 const char *rules_subject_name(enum rule_subject s)
@@ -607,8 +919,11 @@ void rules_print(const struct ruleset *rs, FILE *f)
 {
     for (size_t i = 0; rs && i < rs->n; i++) {
         const struct rule *r = &rs->v[i];
-        fprintf(f, "%s %s", r->verb == RULE_ALLOW ? "allow" : "deny",
-                rules_subject_name(r->subject));
+        if (r->verb == RULE_SCORE)
+            fprintf(f, "score %g %s", r->weight, rules_subject_name(r->subject));
+        else
+            fprintf(f, "%s %s", r->verb == RULE_ALLOW ? "allow" : "deny",
+                    rules_subject_name(r->subject));
         for (size_t k = 0; r->nets && k < cidrset_count(r->nets); k++) {
             char buf[IP_STRLEN + 8];
             cidr_format(cidrset_get(r->nets, k), buf, sizeof buf);
@@ -628,5 +943,28 @@ void rules_print(const struct ruleset *rs, FILE *f)
         if (r->verb == RULE_DENY)
             fprintf(f, " reply \"%d %s %s\"", r->reply_code, r->reply_xcode, r->reply_text);
         fprintf(f, "   # %s\n", r->where);
+    }
+    for (size_t i = 0; rs && i < rs->nzones; i++) {
+        const struct rules_zone *z = &rs->zones[i];
+        static const char *kinds[] = { "ip", "domain", "uri" };
+        fprintf(f, "zone %s %s weight %g%s", z->z.name, kinds[z->z.kind], z->z.weight,
+                z->z.txt ? " txt" : "");
+        if (z->z.timeout_ms)
+            fprintf(f, " timeout %dms", z->z.timeout_ms);
+        if (z->check)
+            fprintf(f, " check%s%s%s", z->check & RULES_CHECK_HELO ? " helo" : "",
+                    z->check & RULES_CHECK_SENDER ? " sender" : "",
+                    z->check & RULES_CHECK_FROM ? " from" : "");
+        fprintf(f, "   # %s\n", z->z.where);
+    }
+    for (int i = 0; rs && i < RULES_SPF_COUNT; i++)
+        if (rs->spf_weight[i] != 0)
+            fprintf(f, "spf %s %g\n", spf_names[i], rs->spf_weight[i]);
+    for (size_t i = 0; rs && i < rs->nthresholds; i++) {
+        const struct rules_threshold *t = &rs->thresholds[i];
+        fprintf(f, "threshold %g %s", t->score, verdict_action_name(t->action));
+        if (t->reply_text)
+            fprintf(f, " reply \"%d %s %s\"", t->reply_code, t->reply_xcode, t->reply_text);
+        fprintf(f, "%s   # %s\n", t->early ? " early" : "", t->where);
     }
 }

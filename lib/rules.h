@@ -7,12 +7,25 @@
  * and new fields in struct rule, not a new language. Today's verbs:
  *
  *   allow|deny  client|sender|rcpt|helo  VALUE [, VALUE ...]  [reply "TEXT"]
+ *   score N     client|sender|rcpt|helo  VALUE [, VALUE ...]
+ *   zone NAME   [ip|domain|uri] [weight N] [codes C,...] [errors C,...]
+ *               [txt] [timeout DURATION] [check helo,sender,from]
+ *   spf RESULT N          (RESULT: pass fail softfail neutral none
+ *                          temperror permerror)
+ *   threshold N tag|quarantine|tempfail|reject [reply "TEXT"] [early]
  *
  * Rules are tried in order (files in name order, lines in file order); the
  * first allow/deny whose subject matches decides. `allow` stops the rules
  * for that recipient (it never authorises relaying: that is what
  * trusted_networks, SMTP AUTH and POP-before-SMTP are for); `deny` refuses
  * the recipient with its reply (default 550 5.7.1).
+ *
+ * Scores: `score` rules, listed blocklist zones and the SPF result add
+ * their weights (negative weights count against a listing, as in Postfix's
+ * postscreen); the highest threshold at or below the total decides the
+ * action. `early` thresholds may act at RCPT, before DATA. Zones,
+ * thresholds and SPF weights are collected here and used by the scoring
+ * code; allow/deny keep deciding first.
  *
  * rules_load_dir/rules_parse return a ruleset that owns everything in it
  * (rules_free). Errors name "file:line:column: reason". */
@@ -23,9 +36,11 @@
 #include <stdio.h>
 
 #include "cidrset.h"
+#include "dnsbl.h"
 #include "ip.h"
+#include "verdict.h"
 
-enum rule_verb { RULE_ALLOW = 0, RULE_DENY };
+enum rule_verb { RULE_ALLOW = 0, RULE_DENY, RULE_SCORE };
 enum rule_subject { RULE_CLIENT = 0, RULE_SENDER, RULE_RCPT, RULE_HELO };
 
 /* One address/domain/name pattern (sender, rcpt, helo). */
@@ -52,13 +67,43 @@ struct rule {
     int reply_code;            /* deny: 4xx or 5xx */
     char reply_xcode[16];      /* deny: "5.7.1" */
     char *reply_text;          /* deny: text after the codes */
+    double weight;             /* score: added when the subject matches */
     char *where;               /* "file:line" */
 };
+
+/* Which identities a domain zone (RHSBL) is asked about. */
+enum { RULES_CHECK_HELO = 1, RULES_CHECK_SENDER = 2, RULES_CHECK_FROM = 4 };
+
+struct rules_zone {
+    struct dnsbl_zone z;       /* owns name and where */
+    unsigned check;            /* DNSBL_DOMAIN: RULES_CHECK_* bits */
+};
+
+struct rules_threshold {
+    double score;              /* acts when the total is >= score */
+    enum verdict_action action;
+    int reply_code;            /* tempfail/reject */
+    char reply_xcode[16];
+    char *reply_text;
+    bool early;                /* may act at RCPT TO */
+    char *where;
+};
+
+enum rules_spf {
+    RULES_SPF_NONE = 0, RULES_SPF_NEUTRAL, RULES_SPF_PASS, RULES_SPF_FAIL,
+    RULES_SPF_SOFTFAIL, RULES_SPF_TEMPERROR, RULES_SPF_PERMERROR,
+};
+#define RULES_SPF_COUNT 7
 
 struct ruleset {
     struct rule *v;
     size_t n;
     size_t nfiles;             /* files read */
+    struct rules_zone *zones;  /* in definition order */
+    size_t nzones;
+    struct rules_threshold *thresholds;   /* highest score first */
+    size_t nthresholds;
+    double spf_weight[RULES_SPF_COUNT];
 };
 
 struct ruleset *rules_new(void);
@@ -81,8 +126,17 @@ struct rules_input {
     const char *rcpt_local, *rcpt_domain;
 };
 
-/* The first rule that matches, or NULL. */
+/* The first allow/deny rule that matches, or NULL. */
 const struct rule *rules_match(const struct ruleset *rs, const struct rules_input *in);
+/* Sum of the weights of every score rule that matches; *nhit (optional)
+ * gets how many matched. */
+double rules_score(const struct ruleset *rs, const struct rules_input *in, size_t *nhit);
+/* The threshold a total reaches (the highest at or below it), only early
+ * ones when at_rcpt; NULL when none. */
+const struct rules_threshold *rules_threshold_for(const struct ruleset *rs, double total,
+                                                  bool at_rcpt);
+const char *rules_spf_name(enum rules_spf r);   /* "fail", ... */
+int rules_spf_parse(const char *s, enum rules_spf *out);
 
 /* Print the rules back in canonical form, with their origin. */
 void rules_print(const struct ruleset *rs, FILE *f);

@@ -358,7 +358,7 @@ START_TEST(test_reply_on_allow_is_an_error)
 {
     /*                    1234567890123456789012345 */
     assert_err(parse_err("allow sender example.com reply \"550 5.7.1 x\"\n"), 1, 26,
-               "only deny rules take a reply");
+               "only deny rules and thresholds take a reply");
 }
 END_TEST
 
@@ -392,9 +392,9 @@ END_TEST
 START_TEST(test_unknown_statement_is_an_error)
 {
     assert_err(parse_err("block sender example.com\n"), 1, 1,
-               "unknown statement 'block' (expected allow or deny)");
-    assert_err(parse_err("deny sender example.com\n\n   zone dnsbl.example.net\n"), 3, 4,
-               "unknown statement 'zone'");
+               "unknown statement 'block' (expected allow, deny, score, zone, spf or threshold)");
+    assert_err(parse_err("deny sender example.com\n\n   greylist dnsbl.example.net\n"), 3, 4,
+               "unknown statement 'greylist'");
     assert_err(parse_err("Deny sender example.com\n"), 1, 1, "unknown statement");
 }
 END_TEST
@@ -869,6 +869,128 @@ START_TEST(test_shipped_example_rules_load)
 }
 END_TEST
 
+/* ---- scores, zones, SPF weights, thresholds ---- */
+
+START_TEST(test_zone_with_every_option)
+{
+    struct ruleset *rs = parse_ok(
+        "zone Zen.Spamhaus.Org. ip weight 8 codes 127.0.0.2-127.0.0.11, 127.0.0.20 "
+        "errors 127.255.255.254 txt timeout 1500ms\n");
+    ck_assert_uint_eq(rs->nzones, 1);
+    const struct dnsbl_zone *z = &rs->zones[0].z;
+    ck_assert_str_eq(z->name, "zen.spamhaus.org");
+    ck_assert_int_eq(z->kind, DNSBL_IP);
+    ck_assert(z->weight == 8);
+    ck_assert(z->txt);
+    ck_assert_int_eq(z->timeout_ms, 1500);
+    ck_assert(dnsbl_codes_match(&z->codes, 0x7f00000b));   /* 127.0.0.11 */
+    ck_assert(dnsbl_codes_match(&z->codes, 0x7f000014));   /* 127.0.0.20 */
+    ck_assert(!dnsbl_codes_match(&z->codes, 0x7f00000c));  /* 127.0.0.12 */
+    ck_assert(dnsbl_codes_match(&z->errors, 0x7ffffffe));
+    ck_assert(!dnsbl_codes_match(&z->errors, 0x7fffffff)); /* explicit list replaced */
+    ck_assert_str_eq(z->where, "t.rules:1");
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_uri_zone_defaults_count_127_0_0_1_as_an_error)
+{
+    struct ruleset *rs = parse_ok("zone multi.uribl.com uri weight 5 codes mask:0x0e\n");
+    const struct dnsbl_zone *z = &rs->zones[0].z;
+    ck_assert_int_eq(z->kind, DNSBL_URI);
+    ck_assert(dnsbl_codes_match(&z->errors, 0x7f000001));
+    ck_assert(dnsbl_codes_match(&z->codes, 0x7f000002));
+    ck_assert(!dnsbl_codes_match(&z->codes, 0x7f000001 & ~0x0eu));
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_domain_zone_checks_all_identities_unless_told)
+{
+    struct ruleset *rs = parse_ok("zone dbl.spamhaus.org domain weight 6\n"
+                                  "zone rhs.example.net domain weight 2 check helo, from\n");
+    ck_assert_uint_eq(rs->zones[0].check,
+                      RULES_CHECK_HELO | RULES_CHECK_SENDER | RULES_CHECK_FROM);
+    ck_assert_uint_eq(rs->zones[1].check, RULES_CHECK_HELO | RULES_CHECK_FROM);
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_zone_errors_name_their_column)
+{
+    assert_err(parse_err("zone zen.spamhaus.org ip\nzone zen.spamhaus.org uri\n"), 2, 6,
+               "already defined at t.rules:1");
+    assert_err(parse_err("zone zen.spamhaus.org weight heavy\n"), 1, 30, "number");
+    assert_err(parse_err("zone zen.spamhaus.org codes 127.0.0.x\n"), 1, 29, NULL);
+    assert_err(parse_err("zone zen.spamhaus.org colour blue\n"), 1, 23, "unknown zone option");
+    assert_err(parse_err("zone zen.spamhaus.org ip check helo\n"), 1, 1, "domain zones only");
+    assert_err(parse_err("zone -bad-.example ip\n"), 1, 6, "zone name");
+}
+END_TEST
+
+START_TEST(test_thresholds_are_kept_highest_first_and_reached_by_total)
+{
+    struct ruleset *rs = parse_ok("threshold 5 tag\n"
+                                  "threshold 15 reject reply \"550 5.7.1 Listed\" early\n"
+                                  "threshold 10 tempfail\n");
+    ck_assert_uint_eq(rs->nthresholds, 3);
+    ck_assert(rs->thresholds[0].score == 15);
+    ck_assert(rs->thresholds[2].score == 5);
+    ck_assert_ptr_null(rules_threshold_for(rs, 4.9, false));
+    ck_assert_int_eq(rules_threshold_for(rs, 5, false)->action, VERDICT_TAG);
+    ck_assert_int_eq(rules_threshold_for(rs, 12, false)->action, VERDICT_TEMPFAIL);
+    ck_assert_str_eq(rules_threshold_for(rs, 12, false)->reply_xcode, "4.7.1");
+    const struct rules_threshold *t = rules_threshold_for(rs, 20, false);
+    ck_assert_int_eq(t->action, VERDICT_REJECT);
+    ck_assert_str_eq(t->reply_text, "Listed");
+    /* at RCPT only early thresholds may act */
+    ck_assert_ptr_null(rules_threshold_for(rs, 12, true));
+    ck_assert_ptr_eq(rules_threshold_for(rs, 20, true), t);
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_threshold_errors)
+{
+    assert_err(parse_err("threshold 5 discard\n"), 1, 13, "tag, quarantine");
+    assert_err(parse_err("threshold 5 tag reply \"550 no\"\n"), 1, 17, "only tempfail and reject");
+    assert_err(parse_err("threshold 5 reject reply \"451 later\"\n"), 1, 26, "5xx");
+    assert_err(parse_err("threshold 5 tag\nthreshold 5 reject\n"), 2, 1, "already defined");
+}
+END_TEST
+
+START_TEST(test_score_rules_add_up_and_negative_weights_count_against)
+{
+    struct ruleset *rs = parse_ok("score 3 helo .dynamic.example\n"
+                                  "score 2.5 sender .example.biz\n"
+                                  "score -10 client 192.0.2.0/24\n"
+                                  "deny sender spammer@example.biz\n");
+    struct ip a;
+    ck_assert_int_eq(ip_parse("192.0.2.7", &a), 0);
+    struct rules_input in = { .client = &a, .helo = "host1.dynamic.example",
+                              .sender_local = "x", .sender_domain = "shop.example.biz" };
+    size_t hits = 0;
+    ck_assert(rules_score(rs, &in, &hits) == -4.5);
+    ck_assert_uint_eq(hits, 3);
+    /* score rules never decide allow/deny */
+    ck_assert_ptr_null(rules_match(rs, &in));
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_spf_weights)
+{
+    struct ruleset *rs = parse_ok("spf fail 5\nspf softfail 2\nspf pass -1\n");
+    ck_assert(rs->spf_weight[RULES_SPF_FAIL] == 5);
+    ck_assert(rs->spf_weight[RULES_SPF_SOFTFAIL] == 2);
+    ck_assert(rs->spf_weight[RULES_SPF_PASS] == -1);
+    ck_assert(rs->spf_weight[RULES_SPF_NONE] == 0);
+    rules_free(rs);
+    assert_err(parse_err("spf maybe 3\n"), 1, 5, "SPF result");
+    assert_err(parse_err("spf fail 3 now\n"), 1, 12, NULL);
+}
+END_TEST
+
 static Suite *rules_suite(void)
 {
     Suite *s = suite_create("rules");
@@ -943,6 +1065,17 @@ static Suite *rules_suite(void)
     tcase_add_test(t, test_load_dir_missing_dir_is_an_error);
     tcase_add_test(t, test_load_dir_error_names_the_file_line_and_column);
     tcase_add_test(t, test_shipped_example_rules_load);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("scores");
+    tcase_add_test(t, test_zone_with_every_option);
+    tcase_add_test(t, test_uri_zone_defaults_count_127_0_0_1_as_an_error);
+    tcase_add_test(t, test_domain_zone_checks_all_identities_unless_told);
+    tcase_add_test(t, test_zone_errors_name_their_column);
+    tcase_add_test(t, test_thresholds_are_kept_highest_first_and_reached_by_total);
+    tcase_add_test(t, test_threshold_errors);
+    tcase_add_test(t, test_score_rules_add_up_and_negative_weights_count_against);
+    tcase_add_test(t, test_spf_weights);
     suite_add_tcase(s, t);
     return s;
 }
