@@ -37,7 +37,7 @@ UNIT_SRC = $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 SQL      = $(sort $(wildcard sql/[0-9]*.sql))
 
-LIBS     = -lsqlite3 -lcares -lpthread -lm
+LIBS     = -lsqlite3 -lspf2 -lcares -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 .PHONY: all deps check check-asan unit milter-tests e2e demo install clean

@@ -23,7 +23,9 @@ static const char *help_text =
     "  --rcpt R          recipient (refused or accepted): user@domain or a domain\n"
     "  --action A        accept, tag, quarantine, tempfail or reject\n"
     "  --kind K          message (one row per message) or rcpt (refused recipient)\n"
-    "  --reason CODE     a reason code, e.g. relay_denied, percent_hack\n"
+    "  --reason CODE     a reason code, e.g. relay_denied, percent_hack, dnsbl_listed\n"
+    "  --zone ZONE       verdicts with a lookup in this blocklist zone (or spf)\n"
+    "  --listed          verdicts where some blocklist listed a subject\n"
     "  --limit N         at most N rows, newest first (default 1000; 0 = all)\n"
     "  --format F        table (default on a terminal), json (one object per\n"
     "                    line; default otherwise) or csv\n";
@@ -32,7 +34,8 @@ static const struct table_col cols_table[] = {
     { "time", TABLE_COL_TEXT, 0 },     { "kind", TABLE_COL_TEXT, 0 },
     { "queue_id", TABLE_COL_TEXT, 12 }, { "client", TABLE_COL_TEXT, 40 },
     { "sender", TABLE_COL_TEXT, 32 },  { "rcpt", TABLE_COL_TEXT, 40 },
-    { "action", TABLE_COL_TEXT, 0 },   { "reasons", TABLE_COL_TEXT, 48 },
+    { "action", TABLE_COL_TEXT, 0 },   { "score", TABLE_COL_TEXT, 0 },
+    { "reasons", TABLE_COL_TEXT, 48 },
 };
 
 static const struct table_col cols_full[] = {
@@ -44,6 +47,8 @@ static const struct table_col cols_full[] = {
     { "recipients", TABLE_COL_JSON, 0 }, { "stage", TABLE_COL_TEXT, 0 },
     { "action", TABLE_COL_TEXT, 0 },    { "monitor", TABLE_COL_JSON, 0 },
     { "reply", TABLE_COL_TEXT, 0 },     { "reasons", TABLE_COL_JSON, 0 },
+    { "score", TABLE_COL_JSON, 0 },     { "degraded", TABLE_COL_JSON, 0 },
+    { "lookups", TABLE_COL_JSON, 0 },
 };
 
 struct qctx {
@@ -87,9 +92,12 @@ static int add_row(const struct verdict *v, void *arg)
             sbuf_addf(&rcpt, "%s%s", i ? "," : "", v->rcpts[i]);
         reason_codes(v->reasons_json, &codes);
         sbuf_addf(&act, "%s%s", verdict_action_name(v->action), v->monitor ? " (monitor)" : "");
+        char score[32] = "";
+        if (v->scored)
+            snprintf(score, sizeof score, "%.1f%s", v->score, v->degraded ? "*" : "");
         const char *cells[] = { when, verdict_kind_name(v->kind), v->queue_id,
                                 sbuf_str(&client), v->sender, sbuf_str(&rcpt),
-                                sbuf_str(&act), sbuf_str(&codes) };
+                                sbuf_str(&act), score, sbuf_str(&codes) };
         table_add(q->t, cells);
         sbuf_free(&client);
         sbuf_free(&rcpt);
@@ -100,11 +108,16 @@ static int add_row(const struct verdict *v, void *arg)
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)v->id);
     char *rcpts = verdict_rcpts_to_json(v);
+    char score[32] = "null";
+    if (v->scored)
+        snprintf(score, sizeof score, "%g", v->score);
     const char *cells[] = { id, when, verdict_kind_name(v->kind), v->queue_id, v->client_ip,
                             v->client_name, v->helo, v->sender, v->auth_user, v->rcpt,
                             rcpts, verdict_stage_name(v->stage),
                             verdict_action_name(v->action), v->monitor ? "true" : "false",
-                            v->reply, v->reasons_json ? v->reasons_json : "[]" };
+                            v->reply, v->reasons_json ? v->reasons_json : "[]", score,
+                            v->degraded ? "true" : "false",
+                            v->lookups_json ? v->lookups_json : "[]" };
     table_add(q->t, cells);
     free(rcpts);
     return 0;
@@ -128,6 +141,10 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             fputs(help_text, stdout);
             return 0;
+        }
+        if (!strcmp(o, "--listed")) {
+            f.listed_only = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "kanjiki query: %s needs a value\n%s", o, help_text);
@@ -164,6 +181,8 @@ int cmd_query(struct cli_ctx *ctx, int argc, char **argv)
                 return bad("kind", v);
         } else if (!strcmp(o, "--reason")) {
             f.reason_code = v;
+        } else if (!strcmp(o, "--zone")) {
+            f.zone = v;
         } else if (!strcmp(o, "--limit")) {
             char *end;
             long long n = strtoll(v, &end, 10);

@@ -11,8 +11,10 @@ static const char *usage_text =
     "  -c FILE   configuration (default " CONF_DEFAULT_PATH " if it exists)\n"
     "  -d DB     use this database instead of the configuration's\n"
     "commands:\n"
-    "  check                 validate configuration and rules, print the policy\n"
+    "  check [--dns]         validate configuration and rules, print the policy;\n"
+    "                        --dns also tests every blocklist zone (RFC 5782)\n"
     "  query [FILTERS]       list verdicts (kanjiki query --help)\n"
+    "  stats [--since WHEN]  verdicts per action, blocklist zone health\n"
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
     "                        (kanjiki popauth --help)\n"
     "See kanjiki(1).\n";
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "query"))
         rc = cmd_query(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "stats"))
+        rc = cmd_stats(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "popauth"))
         rc = cmd_popauth(&ctx, argc - i, argv + i);
     else {

@@ -13,7 +13,10 @@
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "xalloc.h"
 
 #define LOCAL_TRICKS (ADDR_T_PERCENT | ADDR_T_BANG | ADDR_T_DOUBLE_AT | ADDR_T_QUOTED)
 
@@ -395,4 +398,85 @@ const char *addr_trick_name(unsigned trick_bit)
     case ADDR_T_EMPTY_DOMAIN: return "empty_domain";
     default:                  return "unknown";
     }
+}
+
+int addr_header_domain(const char *value, char *out, size_t outlen)
+{
+    if (!value || outlen < 2)
+        return -1;
+    /* Skip comments and quoted display names, then take the first
+     * angle-addr, else the first word holding '@'. */
+    size_t n = strnlen(value, 4096);
+    char *clean = xmalloc(n + 1);
+    size_t o = 0;
+    int depth = 0;
+    bool quoted = false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = value[i];
+        if (ch == '\\' && i + 1 < n && (quoted || depth)) {
+            i++;
+            continue;
+        }
+        if (quoted) {
+            quoted = ch != '"';
+            continue;
+        }
+        if (depth) {
+            depth += ch == '(' ? 1 : ch == ')' ? -1 : 0;
+            continue;
+        }
+        if (ch == '"')
+            quoted = true;
+        else if (ch == '(')
+            depth = 1;
+        else
+            clean[o++] = ch;
+    }
+    clean[o] = 0;
+    const char *start = strchr(clean, '<'), *end;
+    if (start) {
+        start++;
+        end = strchr(start, '>');
+        if (!end)
+            end = start + strlen(start);
+    } else {
+        const char *at = strchr(clean, '@');
+        if (!at) {
+            free(clean);
+            return -1;
+        }
+        start = at;
+        while (start > clean && !strchr(" \t\r\n,;:", start[-1]))
+            start--;
+        end = at;
+        while (*end && !strchr(" \t\r\n,;>", *end))
+            end++;
+    }
+    const char *at = NULL;
+    for (const char *p = start; p < end; p++)
+        if (*p == '@')
+            at = p;
+    int rc = -1;
+    if (at) {
+        const char *d = at + 1;
+        size_t len = (size_t)(end - d);
+        while (len && (d[len - 1] == ' ' || d[len - 1] == '\t'))
+            len--;
+        if (len && d[len - 1] == '.')
+            len--;
+        rc = len && len < outlen ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i < len; i++) {
+            unsigned char ch = (unsigned char)d[i];
+            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch >= 0x80;
+            if (!ok)
+                rc = -1;
+            else
+                out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        if (rc == 0)
+            out[len] = 0;
+    }
+    free(clean);
+    return rc;
 }

@@ -76,4 +76,11 @@ bool addr_domain_eq(const char *a, const char *b);
  * "source_route", "unqualified", "empty_domain"; "unknown" otherwise. */
 const char *addr_trick_name(unsigned trick_bit);
 
+/* The domain of the (first) mailbox in a From: header field value, e.g.
+ * "Ann <ann@Example.COM>" -> "example.com": lower-cased, no trailing dot,
+ * comments and display names skipped. Returns 0, or -1 when there is no
+ * usable domain (no '@', an address literal, a character that cannot be in
+ * a domain). Bytes of 0x80 and up are kept (IDN: the caller converts). */
+int addr_header_domain(const char *value, char *out, size_t outlen);
+
 #endif

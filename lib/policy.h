@@ -42,7 +42,7 @@ struct policy_rcpt {
     enum verdict_action action;   /* ACCEPT, REJECT or TEMPFAIL */
     int code;                     /* reply when not accepted */
     char xcode[16];
-    char text[256];               /* ASCII, no mail data, no '%' */
+    char text[512];               /* ASCII, no mail data, no %: reply-safe */
     const char *check;            /* "relay", "route", "syntax", "rule" */
     const char *reason;           /* stable code (relay_denied, deny_rule, ...) */
     char detail[800];             /* for the verdict; holds mail data */

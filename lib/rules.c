@@ -576,6 +576,7 @@ static int parse_spf(struct lexer *lx, struct ruleset *rs, const struct tok *ver
     if (t.kind != TOK_END)
         return lex_error(lx, t.line, t.col, "unexpected text after the SPF weight");
     rs->spf_weight[r] = v;
+    rs->spf_used = true;
     return 0;
 }
 
@@ -640,8 +641,7 @@ static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct to
         bool rej = th.action == VERDICT_REJECT;
         th.reply_code = rej ? 550 : 451;
         snprintf(th.reply_xcode, sizeof th.reply_xcode, "%s", rej ? "5.7.1" : "4.7.1");
-        th.reply_text = xstrdup(rej ? "Message refused by policy (kanjiki)"
-                                    : "Message deferred by policy, try again later (kanjiki)");
+        /* no text: the reply names the listing that decided (lib/score.c) */
     }
     struct sbuf w = SBUF_INIT;
     sbuf_addf(&w, "%s:%d", lx->fname, verb->line);

@@ -104,6 +104,7 @@ struct ruleset {
     struct rules_threshold *thresholds;   /* highest score first */
     size_t nthresholds;
     double spf_weight[RULES_SPF_COUNT];
+    bool spf_used;             /* some `spf` statement: SPF is evaluated */
 };
 
 struct ruleset *rules_new(void);

@@ -27,6 +27,8 @@ struct store {
     bool readonly;
     sqlite3_stmt *ins;     /* cached INSERT INTO verdicts (writer batches) */
     sqlite3_stmt *rcpts;   /* cached json_each over a recipients array */
+    sqlite3_stmt *ins_lk;  /* cached INSERT INTO lookups */
+    sqlite3_stmt *lks;     /* cached lookups of one verdict, as JSON */
 };
 
 /* Run every statement in sql (a migration may hold many), each prepared. */
@@ -253,6 +255,8 @@ void store_close(struct store *s)
         return;
     sqlite3_finalize(s->ins);
     sqlite3_finalize(s->rcpts);
+    sqlite3_finalize(s->ins_lk);
+    sqlite3_finalize(s->lks);
     /* _v2: statements other modules forgot to finalize do not leak the db */
     sqlite3_close_v2(s->db);
     free(s);
@@ -274,8 +278,14 @@ int store_schema_version(struct store *s)
 static const char insert_sql[] =
     "INSERT INTO verdicts (time_ms, kind, queue_id, client_ip, client_ip_bin,"
     " client_name, helo, sender, auth_user, rcpt, recipients, stage, action,"
-    " monitor, reply, reasons)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+    " monitor, reply, reasons, score, degraded)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+    " ?17, ?18)";
+
+static const char insert_lookup_sql[] =
+    "INSERT INTO lookups (verdict_id, time_ms, zone, kind, subject, query, outcome,"
+    " answer, txt, ttl, latency_ms, cached, weight)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 static int bind_str(sqlite3_stmt *st, int i, const char *s)
 {
@@ -319,9 +329,52 @@ static int bind_verdict(sqlite3_stmt *st, const struct verdict *v)
     rc |= sqlite3_bind_int(st, 14, v->monitor ? 1 : 0);
     rc |= bind_str(st, 15, v->reply);
     rc |= bind_str(st, 16, reasons);
+    rc |= v->scored ? sqlite3_bind_double(st, 17, v->score) : sqlite3_bind_null(st, 17);
+    rc |= sqlite3_bind_int(st, 18, v->degraded ? 1 : 0);
     free(rcpts);
     free(reasons);
     return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int bind_lookup(sqlite3_stmt *st, const struct verdict *v,
+                       const struct verdict_lookup *l)
+{
+    int rc = sqlite3_bind_int64(st, 1, v->id);
+    rc |= sqlite3_bind_int64(st, 2, v->time_ms);
+    rc |= bind_str(st, 3, l->zone ? l->zone : "");
+    rc |= bind_str(st, 4, l->kind ? l->kind : "");
+    rc |= bind_str(st, 5, l->subject);
+    rc |= bind_str(st, 6, l->query);
+    rc |= bind_str(st, 7, l->outcome ? l->outcome : "");
+    rc |= bind_str(st, 8, l->answer);
+    rc |= bind_str(st, 9, l->txt);
+    rc |= l->ttl >= 0 ? sqlite3_bind_int(st, 10, l->ttl) : sqlite3_bind_null(st, 10);
+    rc |= sqlite3_bind_int64(st, 11, l->latency_ms);
+    rc |= sqlite3_bind_int(st, 12, l->cached ? 1 : 0);
+    rc |= sqlite3_bind_double(st, 13, l->weight);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* The verdict's evidence rows; the caller's transaction (the writer's
+ * batch) makes them appear together with their verdict. */
+static int insert_lookups(struct store *s, const struct verdict *v, char *err, size_t errlen)
+{
+    if (!v->nlookups)
+        return 0;
+    if (!s->ins_lk &&
+        sqlite3_prepare_v2(s->db, insert_lookup_sql, -1, &s->ins_lk, NULL) != SQLITE_OK)
+        return errbuf_set(err, errlen, "insert lookup: %s", sqlite3_errmsg(s->db));
+    for (size_t i = 0; i < v->nlookups; i++) {
+        int rc = bind_lookup(s->ins_lk, v, &v->lookups[i]) < 0 ? SQLITE_ERROR
+                                                                : sqlite3_step(s->ins_lk);
+        if (rc != SQLITE_DONE)
+            errbuf_set(err, errlen, "insert lookup: %s", sqlite3_errmsg(s->db));
+        sqlite3_reset(s->ins_lk);
+        sqlite3_clear_bindings(s->ins_lk);
+        if (rc != SQLITE_DONE)
+            return -1;
+    }
+    return 0;
 }
 
 int store_insert_verdict(struct store *s, struct verdict *v,
@@ -336,7 +389,9 @@ int store_insert_verdict(struct store *s, struct verdict *v,
         v->id = sqlite3_last_insert_rowid(s->db);
     sqlite3_reset(s->ins);
     sqlite3_clear_bindings(s->ins);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (rc != SQLITE_DONE)
+        return -1;
+    return insert_lookups(s, v, err, errlen);
 }
 
 /* ---- query ---- */
@@ -451,7 +506,7 @@ static void build_query(struct qbuild *q, const struct store_filter *f)
     sbuf_adds(&q->sql,
               "SELECT id, time_ms, kind, queue_id, client_ip, client_name, helo,"
               " sender, auth_user, rcpt, recipients, stage, action, monitor, reply,"
-              " reasons FROM verdicts WHERE 1");
+              " reasons, score, degraded FROM verdicts WHERE 1");
     if (f->since_ms) {
         q_cond(q, "time_ms >= ?");
         q_int(q, f->since_ms);
@@ -483,6 +538,15 @@ static void build_query(struct qbuild *q, const struct store_filter *f)
         q_cond(q, "EXISTS (SELECT 1 FROM " JSON_OR_EMPTY("verdicts.reasons")
                   " WHERE json_extract(value, '$.code') = ?)");
         q_text(q, xstrdup(f->reason_code));
+    }
+    if (f->zone) {
+        q_cond(q, "EXISTS (SELECT 1 FROM lookups WHERE lookups.verdict_id = verdicts.id"
+                  " AND lookups.zone = ? COLLATE NOCASE)");
+        q_text(q, xstrdup(f->zone));
+    }
+    if (f->listed_only) {
+        q_cond(q, "EXISTS (SELECT 1 FROM lookups WHERE lookups.verdict_id = verdicts.id"
+                  " AND lookups.outcome = 'listed')");
     }
     sbuf_adds(&q->sql, " ORDER BY time_ms DESC, id DESC LIMIT ?");
     q_int(q, f->limit > 0 ? f->limit : -1);   /* -1: SQLite's "no limit" */
@@ -525,6 +589,26 @@ static void load_rcpts(struct store *s, struct verdict *v, const char *json)
     sqlite3_clear_bindings(s->rcpts);
 }
 
+/* The verdict's lookups rows as one JSON array (v->lookups_json). */
+static void load_lookups(struct store *s, struct verdict *v)
+{
+    static const char sql[] =
+        "SELECT json_group_array(json_object('zone', zone, 'kind', kind,"
+        " 'subject', subject, 'query', query, 'outcome', outcome, 'answer', answer,"
+        " 'txt', txt, 'ttl', ttl, 'latency_ms', latency_ms,"
+        " 'cached', json(CASE cached WHEN 0 THEN 'false' ELSE 'true' END),"
+        " 'weight', weight)) FROM (SELECT * FROM lookups WHERE verdict_id = ?1"
+        " ORDER BY rowid)";
+    if (!s->lks && sqlite3_prepare_v2(s->db, sql, -1, &s->lks, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(s->lks, 1, v->id);
+    if (sqlite3_step(s->lks) == SQLITE_ROW)
+        v->lookups_json = col_dup(s->lks, 0);
+    sqlite3_reset(s->lks);
+    if (!v->lookups_json)
+        v->lookups_json = xstrdup("[]");
+}
+
 static int kind_parse(const char *s, enum verdict_kind *out)
 {
     if (s && !strcmp(s, "message"))
@@ -564,9 +648,13 @@ static struct verdict *load_row(struct store *s, sqlite3_stmt *st, char *err, si
     v->reasons_json = col_dup(st, 15);
     if (!v->reasons_json)
         v->reasons_json = xstrdup("[]");
+    v->scored = sqlite3_column_type(st, 16) != SQLITE_NULL;
+    v->score = v->scored ? sqlite3_column_double(st, 16) : 0;
+    v->degraded = sqlite3_column_int(st, 17) != 0;
     char *recipients = col_dup(st, 10);
     load_rcpts(s, v, recipients);
     free(recipients);
+    load_lookups(s, v);
     return v;
 }
 
@@ -607,6 +695,121 @@ int store_query(struct store *s, const struct store_filter *f,
         free(q.p[i].text);
     sbuf_free(&q.sql);
     return rc;
+}
+
+/* ---- statistics ---- */
+
+static int64_t pct(const int64_t *v, size_t n, int p)
+{
+    if (!n)
+        return -1;
+    size_t k = (n * (size_t)p + 99) / 100;   /* nearest rank */
+    return v[k ? k - 1 : 0];
+}
+
+static void zone_finish(struct store_zone_stat *z, int64_t *lat, size_t nlat)
+{
+    z->p50_ms = pct(lat, nlat, 50);
+    z->p95_ms = pct(lat, nlat, 95);
+    z->p99_ms = pct(lat, nlat, 99);
+    z->max_ms = nlat ? lat[nlat - 1] : -1;
+}
+
+int store_zone_stats(struct store *s, int64_t since_ms, struct store_zone_stat **out,
+                     size_t *n, char *err, size_t errlen)
+{
+    /* one pass in (zone, latency) order: percentiles need sorted values */
+    static const char sql[] =
+        "SELECT zone, kind, outcome, cached, latency_ms, time_ms FROM lookups"
+        " WHERE time_ms >= ?1 ORDER BY zone, latency_ms";
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_int64(st, 1, since_ms);
+    struct store_zone_stat *v = NULL, *z = NULL;
+    size_t nz = 0, nlat = 0, caplat = 0;
+    int64_t *lat = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *zone = (const char *)sqlite3_column_text(st, 0);
+        const char *kind = (const char *)sqlite3_column_text(st, 1);
+        const char *outcome = (const char *)sqlite3_column_text(st, 2);
+        zone = zone ? zone : "";
+        if (!z || strcmp(z->zone, zone)) {
+            if (z)
+                zone_finish(z, lat, nlat);
+            v = xrealloc(v, (nz + 1) * sizeof *v);
+            z = &v[nz++];
+            memset(z, 0, sizeof *z);
+            snprintf(z->zone, sizeof z->zone, "%s", zone);
+            snprintf(z->kind, sizeof z->kind, "%s", kind ? kind : "");
+            nlat = 0;
+        }
+        z->lookups++;
+        bool cached = sqlite3_column_int(st, 3) != 0;
+        z->cached += cached;
+        outcome = outcome ? outcome : "";
+        if (!strcmp(outcome, "listed")) {
+            z->listed++;
+            int64_t t = sqlite3_column_int64(st, 5);
+            if (t > z->last_listed_ms)
+                z->last_listed_ms = t;
+        } else if (!strcmp(outcome, "refused")) {
+            z->refused++;
+        } else if (!strcmp(outcome, "degraded") || !strcmp(outcome, "temperror")) {
+            z->degraded++;
+        } else if (!strcmp(outcome, "skipped")) {
+            z->skipped++;
+        } else {
+            z->clean++;   /* SPF: every other result is an answer */
+        }
+        bool answered = strcmp(outcome, "degraded") && strcmp(outcome, "skipped");
+        if (!cached && answered) {
+            if (nlat == caplat) {
+                caplat = caplat ? caplat * 2 : 256;
+                lat = xrealloc(lat, caplat * sizeof *lat);
+            }
+            lat[nlat++] = sqlite3_column_int64(st, 4);
+        }
+    }
+    if (z)
+        zone_finish(z, lat, nlat);
+    free(lat);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    }
+    *out = v;
+    *n = nz;
+    return 0;
+}
+
+int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
+                        uint64_t *degraded, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "SELECT action, count(*), sum(degraded) FROM verdicts WHERE time_ms >= ?1"
+        " GROUP BY action";
+    sqlite3_stmt *st = NULL;
+    memset(counts, 0, VERDICT_ACTION_COUNT * sizeof *counts);
+    *degraded = 0;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_int64(st, 1, since_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        enum verdict_action a;
+        if (verdict_action_parse((const char *)sqlite3_column_text(st, 0), &a) == 0)
+            counts[a] += (uint64_t)sqlite3_column_int64(st, 1);
+        *degraded += (uint64_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    return 0;
 }
 
 /* ---- the writer thread ---- */

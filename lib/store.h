@@ -58,15 +58,36 @@ struct store_filter {
     enum verdict_action action;
     int kind;                     /* -1 any, else enum verdict_kind */
     const char *reason_code;      /* reasons[].code equals */
+    const char *zone;             /* a lookup in this zone (or "spf") */
+    bool listed_only;             /* some lookup came back listed */
     int64_t limit;                /* 0 = no limit */
 };
 void store_filter_init(struct store_filter *f);
 
 typedef int (*store_row_fn)(const struct verdict *v, void *arg);
 /* Newest first. fn returning non-zero stops. Loaded verdicts have
- * reasons_json set (reasons[] left empty). Returns 0 or -1. */
+ * reasons_json and lookups_json set (reasons[] and lookups[] left empty).
+ * Returns 0 or -1. */
 int store_query(struct store *s, const struct store_filter *f,
                 store_row_fn fn, void *arg, char *err, size_t errlen);
+
+/* Health of each blocklist zone (and SPF) from the lookups table, for
+ * `kanjiki stats`: what was asked since since_ms (0 = all time). */
+struct store_zone_stat {
+    char zone[256];
+    char kind[16];
+    uint64_t lookups, listed, clean, refused, degraded, skipped, cached;
+    int64_t p50_ms, p95_ms, p99_ms, max_ms;   /* answered, not cached; -1 none */
+    int64_t last_listed_ms;                   /* 0 never */
+};
+/* *out (caller frees) gets *n rows ordered by zone. Returns 0 or -1. */
+int store_zone_stats(struct store *s, int64_t since_ms, struct store_zone_stat **out,
+                     size_t *n, char *err, size_t errlen);
+
+/* Verdicts per action since since_ms: counts[VERDICT_ACTION_COUNT], and how
+ * many were degraded. Returns 0 or -1. */
+int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
+                        uint64_t *degraded, char *err, size_t errlen);
 
 /* --- the writer thread --- */
 struct store_writer;

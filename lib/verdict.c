@@ -46,6 +46,29 @@ static void reason_free(struct verdict_reason *r)
     free(r->attrs);
 }
 
+static void vl_free(struct verdict_lookup *l)
+{
+    free(l->zone);
+    free(l->kind);
+    free(l->subject);
+    free(l->query);
+    free(l->outcome);
+    free(l->answer);
+    free(l->txt);
+}
+
+static void vl_copy(struct verdict_lookup *d, const struct verdict_lookup *s)
+{
+    *d = *s;   /* scalars; strings replaced below */
+    d->zone = xstrdup(s->zone);
+    d->kind = xstrdup(s->kind);
+    d->subject = xstrdup(s->subject);
+    d->query = xstrdup(s->query);
+    d->outcome = xstrdup(s->outcome);
+    d->answer = xstrdup(s->answer);
+    d->txt = xstrdup(s->txt);
+}
+
 void verdict_free(struct verdict *v)
 {
     if (!v)
@@ -65,6 +88,10 @@ void verdict_free(struct verdict *v)
         reason_free(&v->reasons[i]);
     free(v->reasons);
     free(v->reasons_json);
+    for (size_t i = 0; i < v->nlookups; i++)
+        vl_free(&v->lookups[i]);
+    free(v->lookups);
+    free(v->lookups_json);
     free(v);
 }
 
@@ -104,6 +131,10 @@ struct verdict *verdict_clone(const struct verdict *v)
     for (size_t i = 0; i < v->nreasons; i++)
         reason_copy(&c->reasons[i], &v->reasons[i]);
     c->reasons_json = xstrdup(v->reasons_json);
+    c->lookups = v->nlookups ? xcalloc(v->nlookups, sizeof *c->lookups) : NULL;
+    for (size_t i = 0; i < v->nlookups; i++)
+        vl_copy(&c->lookups[i], &v->lookups[i]);
+    c->lookups_json = xstrdup(v->lookups_json);
     return c;
 }
 
@@ -190,6 +221,39 @@ char *verdict_reasons_to_json(const struct verdict *v)
         if (i)
             sbuf_addc(&b, ',');
         reason_to_json(&b, &v->reasons[i]);
+    }
+    sbuf_addc(&b, ']');
+    return sbuf_take(&b);
+}
+
+void verdict_add_lookup(struct verdict *v, const struct verdict_lookup *l)
+{
+    v->lookups = xrealloc(v->lookups, (v->nlookups + 1) * sizeof *v->lookups);
+    vl_copy(&v->lookups[v->nlookups++], l);
+}
+
+static void json_opt(struct sbuf *b, const char *key, const char *value)
+{
+    if (value)
+        json_member(b, key, value);
+}
+
+char *verdict_lookups_to_json(const struct verdict *v)
+{
+    struct sbuf b = SBUF_INIT;
+    sbuf_addc(&b, '[');
+    for (size_t i = 0; i < v->nlookups; i++) {
+        const struct verdict_lookup *l = &v->lookups[i];
+        sbuf_adds(&b, i ? ",{\"zone\":" : "{\"zone\":");
+        esc_json_s(&b, l->zone ? l->zone : "");
+        json_opt(&b, "kind", l->kind);
+        json_opt(&b, "subject", l->subject);
+        json_opt(&b, "query", l->query);
+        json_opt(&b, "outcome", l->outcome);
+        json_opt(&b, "answer", l->answer);
+        json_opt(&b, "txt", l->txt);
+        sbuf_addf(&b, ",\"ttl\":%d,\"latency_ms\":%lld,\"cached\":%s,\"weight\":%g}",
+                  l->ttl, (long long)l->latency_ms, l->cached ? "true" : "false", l->weight);
     }
     sbuf_addc(&b, ']');
     return sbuf_take(&b);

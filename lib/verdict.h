@@ -48,6 +48,24 @@ struct verdict_reason {
     size_t nattrs;
 };
 
+/* One DNS check that fed the verdict (blocklist zone or SPF): the evidence
+ * an administrator needs to answer "why". */
+struct verdict_lookup {
+    char *zone;          /* "bl.example.org", or "spf" */
+    char *kind;          /* "ip", "domain", "uri", "spf" */
+    char *subject;       /* what was checked: "client", "helo", "sender",
+                            "from", "uri" (several joined by ',') */
+    char *query;         /* the DNS name asked, or the SPF domain */
+    char *outcome;       /* "listed", "clean", "refused", "degraded",
+                            "skipped"; SPF: its result */
+    char *answer;        /* "127.0.0.2", or "" */
+    char *txt;           /* the list's TXT reason, or NULL */
+    int ttl;             /* seconds; -1 unknown */
+    int64_t latency_ms;
+    bool cached;
+    double weight;       /* what it added to the score (0 when nothing) */
+};
+
 struct verdict {
     int64_t id;                 /* store row id; 0 until stored */
     enum verdict_kind kind;
@@ -68,6 +86,12 @@ struct verdict {
     struct verdict_reason *reasons;
     size_t nreasons;
     char *reasons_json;         /* set when loaded from the store */
+    struct verdict_lookup *lookups;
+    size_t nlookups;
+    char *lookups_json;         /* set when loaded from the store */
+    bool scored;                /* blocklists/SPF/score rules were evaluated */
+    double score;               /* their total */
+    bool degraded;              /* some check could not be made in time */
 };
 
 struct verdict *verdict_new(enum verdict_kind kind);
@@ -84,6 +108,14 @@ struct verdict_reason *verdict_add_reason(struct verdict *v, const char *check,
                                           const char *code, const char *text);
 void verdict_reason_attr(struct verdict_reason *r, const char *key,
                          const char *value);
+
+/* Append a copy of l (strings copied, NULL allowed). */
+void verdict_add_lookup(struct verdict *v, const struct verdict_lookup *l);
+/* JSON array of the lookups, e.g. [{"zone":"bl.example","kind":"ip",
+ * "subject":"client","query":"2.0.0.127.bl.example","outcome":"listed",
+ * "answer":"127.0.0.2","txt":"...","ttl":300,"latency_ms":3,"cached":false,
+ * "weight":5}]. Caller frees. */
+char *verdict_lookups_to_json(const struct verdict *v);
 
 /* JSON array of the reasons, e.g.
  * [{"check":"relay","code":"relay_denied","text":"...","rcpt":"u@d"}].

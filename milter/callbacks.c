@@ -5,20 +5,26 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <libmilter/mfapi.h>
 
+#include "addr.h"
 #include "esc.h"
 #include "log.h"
 #include "milter.h"
 #include "sbuf.h"
+#include "score.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
 #define MAX_HELO 255         /* RFC 5321 domain limit; longer is cut */
 #define MAX_ARG 1024         /* an envelope argument longer than this is cut */
 #define MAX_HEADER_ITEMS 8   /* monitor header lists this many recipients */
+#define URI_MAX_BYTES (256 * 1024)   /* body bytes scanned for links */
+#define URI_MAX_HOSTS 32             /* distinct link domains looked up */
+#define MAX_HDR_VALUE 998            /* RFC 5322 line limit; longer is cut */
 
 struct kj_daemon kj = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -30,14 +36,27 @@ struct conn {
     char ip_text[IP_STRLEN];
     char *client_name;
     char *helo;
+    char *mta_name;         /* {j}: the MTA's name, authserv-id of our headers */
+    bool trusted;           /* trusted_networks: no spam checks */
+    struct dnscheck *dc;    /* blocklist lookups (client, HELO, then per message) */
     /* transaction */
     char *sender;
     char *auth_user;
     char *queue_id;
     bool in_txn;            /* counted in kj.busy */
+    bool can_skip;          /* the MTA understands SMFIS_SKIP */
+    size_t nallowed;        /* recipients an allow rule accepted */
     struct verdict *msg;    /* the message verdict being built */
     struct sbuf monitor;    /* monitor mode: what would have been refused */
     size_t monitor_items, monitor_refused;
+    bool spf_done;
+    struct spf_result spf;
+    bool early_done;        /* the RCPT-time score was computed */
+    struct score_result early;
+    struct verdict *early_ev;  /* its evidence, copied to refused recipients */
+    bool have_from;
+    char *ctype, *cte;      /* top-level Content-Type / -Transfer-Encoding */
+    struct uri_scan *uri;
 };
 
 struct policy *kj_policy_get(void)
@@ -102,6 +121,16 @@ static void txn_reset(struct conn *c)
     free(c->auth_user);
     free(c->queue_id);
     c->sender = c->auth_user = c->queue_id = NULL;
+    c->spf_done = c->early_done = c->have_from = false;
+    c->nallowed = 0;
+    verdict_free(c->early_ev);
+    c->early_ev = NULL;
+    free(c->ctype);
+    free(c->cte);
+    c->ctype = c->cte = NULL;
+    uri_scan_free(c->uri);
+    c->uri = NULL;
+    dnscheck_reset(c->dc, false);
     verdict_free(c->msg);
     c->msg = NULL;
     sbuf_free(&c->monitor);
@@ -113,6 +142,8 @@ static void conn_free(struct conn *c)
     txn_reset(c);
     free(c->client_name);
     free(c->helo);
+    free(c->mta_name);
+    dnscheck_free(c->dc);
     policy_unref(c->policy);
     free(c);
 }
@@ -181,17 +212,18 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 {
     (void)f2;
     (void)f3;
-    /* Only adding headers (monitor mode) is needed from the MTA. */
-    if (!(f0 & SMFIF_ADDHDRS)) {
-        log_msg(LOG_ERR, "MTA does not offer adding headers; monitor headers disabled");
-        *pf0 = 0;
-    } else {
-        *pf0 = SMFIF_ADDHDRS;
-    }
-    /* Skip what we never read: headers, body, DATA, unknown commands. */
-    unsigned long want = SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY |
-                         SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    /* Adding headers (results, tags, monitor notes) and quarantine. */
+    if (!(f0 & SMFIF_ADDHDRS))
+        log_msg(LOG_ERR, "MTA does not offer adding headers; result headers disabled");
+    if (!(f0 & SMFIF_QUARANTINE))
+        log_msg(LOG_WARNING, "MTA does not offer quarantine; quarantine acts as tag");
+    *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_QUARANTINE);
+    /* Skip what we never read: DATA and unknown commands. Headers give the
+     * From: domain and the MIME type; the body gives the links. SKIP lets
+     * the body callback stop the body early when no URI list is used. */
+    unsigned long want = SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_SKIP;
     *pf1 = f1 & want;
+    conn_of(ctx)->can_skip = (f1 & SMFIP_SKIP) != 0;
     *pf2 = 0;
     *pf3 = 0;
     /* Ask only for the macros the decisions use (smfi_setsymlist). */
@@ -238,6 +270,14 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     char *daemon = macro(ctx, "{daemon_addr}");
     c->have_daemon = daemon && ip_parse(daemon, &c->daemon) == 0;
     free(daemon);
+    c->mta_name = macro(ctx, "j");
+    /* Trusted clients are our own: blocklists and SPF are not for them. */
+    const struct conf *cf = c->policy->conf;
+    c->trusted = c->have_ip && cidrset_contains(cf->trusted_networks, &c->ip);
+    if (!c->trusted && kj.dns) {
+        c->dc = dnscheck_new(kj.dns, c->policy->rules, kj.health, (int)cf->dns_timeout_ms);
+        dnscheck_client(c->dc, &c->ip);   /* all zones at once, harvested later */
+    }
     return SMFIS_CONTINUE;
 }
 
@@ -246,6 +286,8 @@ static sfsistat on_helo(SMFICTX *ctx, char *helohost)
     struct conn *c = conn_of(ctx);
     free(c->helo);
     c->helo = copy_arg(helohost, MAX_HELO);
+    dnscheck_reset(c->dc, true);
+    dnscheck_domain(c->dc, c->helo, RULES_CHECK_HELO);
     return SMFIS_CONTINUE;
 }
 
@@ -261,7 +303,182 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
     c->auth_user = macro(ctx, "{auth_authen}");
     c->queue_id = macro(ctx, "i");
     c->msg = verdict_for(c, VERDICT_KIND_MESSAGE);
+    const char *at = c->sender ? strrchr(c->sender, '@') : NULL;
+    if (at && !c->auth_user)
+        dnscheck_domain(c->dc, at + 1, RULES_CHECK_SENDER);
     return SMFIS_CONTINUE;
+}
+
+
+/* ---- spam checks: blocklists, SPF, score rules ---- */
+
+/* Our own clients (trusted networks, SMTP AUTH) are not scored. */
+static bool scoring_on(const struct conn *c)
+{
+    return !c->trusted && !c->auth_user && c->have_ip;
+}
+
+/* Is there anything to score with? Without it no score header is added. */
+static bool scoring_configured(const struct ruleset *rs)
+{
+    if (rs->nzones || rs->spf_used || rs->nthresholds)
+        return true;
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->v[i].verb == RULE_SCORE)
+            return true;
+    return false;
+}
+
+static bool has_early_refusal(const struct ruleset *rs)
+{
+    for (size_t i = 0; i < rs->nthresholds; i++)
+        if (rs->thresholds[i].early && (rs->thresholds[i].action == VERDICT_TEMPFAIL ||
+                                        rs->thresholds[i].action == VERDICT_REJECT))
+            return true;
+    return false;
+}
+
+static void run_spf(struct conn *c)
+{
+    if (c->spf_done || !kj.spf || !c->policy->rules->spf_used)
+        return;
+    int64_t deadline = dns_now_ms() + c->policy->conf->dns_timeout_ms;
+    spf_check(kj.spf, &c->ip, c->helo, c->sender ? c->sender : "", deadline, &c->spf);
+    c->spf_done = true;
+}
+
+static const char *check_of_kind(const char *kind)
+{
+    return !strcmp(kind, "ip") ? "dnsbl" : !strcmp(kind, "domain") ? "rhsbl" : "uribl";
+}
+
+/* One reason per lookup that matters: listings, refusals, degraded ones. */
+static void lookup_reasons(struct verdict *v)
+{
+    for (size_t i = 0; i < v->nlookups; i++) {
+        const struct verdict_lookup *l = &v->lookups[i];
+        struct sbuf code = SBUF_INIT, text = SBUF_INIT;
+        if (!strcmp(l->kind, "spf")) {
+            sbuf_addf(&code, "spf_%s", l->outcome);
+            sbuf_addf(&text, "SPF %s for %s %s", l->outcome, l->subject, l->query);
+            if (l->answer && *l->answer)
+                sbuf_addf(&text, ": %s", l->answer);
+        } else if (!strcmp(l->outcome, "clean")) {
+            continue;
+        } else {
+            const char *chk = check_of_kind(l->kind);
+            sbuf_addf(&code, "%s_%s", chk, l->outcome);
+            sbuf_addf(&text, "%s %s %s in %s", l->subject, l->query, l->outcome, l->zone);
+            if (l->answer && *l->answer)
+                sbuf_addf(&text, " (%s)", l->answer);
+            if (l->txt)
+                sbuf_addf(&text, ": %s", l->txt);
+        }
+        struct verdict_reason *r = verdict_add_reason(
+            v, !strcmp(l->kind, "spf") ? "spf" : check_of_kind(l->kind), sbuf_str(&code),
+            sbuf_str(&text));
+        verdict_reason_attr(r, "zone", l->zone);
+        if (l->weight != 0) {
+            char w[32];
+            snprintf(w, sizeof w, "%g", l->weight);
+            verdict_reason_attr(r, "weight", w);
+        }
+        sbuf_free(&code);
+        sbuf_free(&text);
+    }
+}
+
+/* Wait for the lookups (bounded), then put the evidence into v. */
+static void gather(struct conn *c, struct verdict *v)
+{
+    dnscheck_wait(c->dc);
+    if (dnscheck_evidence(c->dc, v))
+        v->degraded = true;
+    if (c->spf_done) {
+        const struct spf_result *sr = &c->spf;
+        struct verdict_lookup l = {
+            .zone = "spf",
+            .kind = "spf",
+            .subject = (char *)sr->identity,
+            .query = (char *)sr->domain,
+            .outcome = (char *)rules_spf_name(sr->result),
+            .answer = (char *)sr->mechanism,
+            .ttl = -1,
+            .latency_ms = sr->latency_ms,
+            .weight = c->policy->rules->spf_weight[sr->result],
+        };
+        verdict_add_lookup(v, &l);
+        if (sr->degraded)
+            v->degraded = true;
+    }
+}
+
+static void score_input(const struct conn *c, struct addr *sender, struct rules_input *in)
+{
+    char err[64];
+    bool have = c->sender && addr_parse(c->sender, strlen(c->sender), sender, err, sizeof err) == 0;
+    memset(in, 0, sizeof *in);
+    in->client = c->have_ip ? &c->ip : NULL;
+    in->helo = c->helo;
+    in->sender_null = have && sender->null_path;
+    in->sender_local = have && !sender->null_path ? sender->local : NULL;
+    in->sender_domain = have && sender->domain[0] ? sender->domain : NULL;
+}
+
+/* Score v's evidence; record the score and a reason when a threshold acts. */
+static void score_verdict(struct conn *c, struct verdict *v, bool at_rcpt,
+                          struct score_result *res)
+{
+    struct addr sender;
+    struct rules_input in;
+    score_input(c, &sender, &in);
+    score_eval(c->policy->rules, &in, v->lookups, v->nlookups, at_rcpt, c->ip_text, res);
+    v->scored = true;
+    v->score = res->total;
+    lookup_reasons(v);
+    if (res->threshold) {
+        char text[160];
+        snprintf(text, sizeof text, "score %.1f reached threshold %g (%s)%s", res->total,
+                 res->threshold->score, verdict_action_name(res->action),
+                 v->degraded ? "; some checks degraded" : "");
+        char code[32];
+        snprintf(code, sizeof code, "score_%s", verdict_action_name(res->action));
+        struct verdict_reason *r = verdict_add_reason(v, "score", code, text);
+        verdict_set(&r->rule, res->threshold->where);
+    }
+}
+
+/* The RCPT-time score, computed once per transaction when an early
+ * threshold could refuse: it waits for the client and HELO lookups. */
+static const struct score_result *early_score(struct conn *c)
+{
+    if (c->early_done)
+        return &c->early;
+    c->early_done = true;
+    memset(&c->early, 0, sizeof c->early);
+    if (!scoring_on(c) || !has_early_refusal(c->policy->rules))
+        return &c->early;
+    run_spf(c);
+    c->early_ev = verdict_new(VERDICT_KIND_RCPT);
+    gather(c, c->early_ev);
+    score_verdict(c, c->early_ev, true, &c->early);
+    return &c->early;
+}
+
+static void copy_evidence(struct verdict *to, const struct verdict *from)
+{
+    for (size_t i = 0; i < from->nlookups; i++)
+        verdict_add_lookup(to, &from->lookups[i]);
+    for (size_t i = 0; i < from->nreasons; i++) {
+        const struct verdict_reason *s = &from->reasons[i];
+        struct verdict_reason *r = verdict_add_reason(to, s->check, s->code, s->text);
+        verdict_set(&r->rule, s->rule);
+        for (size_t j = 0; j < s->nattrs; j++)
+            verdict_reason_attr(r, s->attrs[j].key, s->attrs[j].value);
+    }
+    to->scored = from->scored;
+    to->score = from->score;
+    to->degraded = from->degraded;
 }
 
 static void monitor_note(struct conn *c, const char *rcpt, const struct policy_rcpt *d)
@@ -302,7 +519,28 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     struct policy_rcpt d;
     policy_check_rcpt(c->policy, &t, argv[0], strnlen(argv[0], MAX_ARG), &d);
 
+    /* A recipient the relay guard and the rules accept may still be refused
+     * by an early score threshold (unless an allow rule named it). */
+    bool by_score = false;
+    if (d.action == VERDICT_ACCEPT && !d.allowed_by_rule && scoring_on(c)) {
+        const struct score_result *er = early_score(c);
+        if (er->action == VERDICT_TEMPFAIL || er->action == VERDICT_REJECT) {
+            by_score = true;
+            d.action = er->action;
+            d.code = er->code;
+            snprintf(d.xcode, sizeof d.xcode, "%s", er->xcode);
+            snprintf(d.text, sizeof d.text, "%s", er->text);
+            d.check = "score";
+            d.reason = er->action == VERDICT_REJECT ? "score_reject" : "score_tempfail";
+            snprintf(d.detail, sizeof d.detail, "score %.1f reached threshold %g",
+                     er->total, er->threshold->score);
+            d.rule = er->threshold->where;
+        }
+    }
+
     if (d.action == VERDICT_ACCEPT) {
+        if (d.allowed_by_rule)
+            c->nallowed++;
         verdict_add_rcpt(c->msg, rcpt);
         struct verdict_reason *r = verdict_add_reason(c->msg, d.check, d.reason, d.detail);
         verdict_set(&r->rcpt, rcpt);
@@ -322,9 +560,14 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     struct sbuf reply = SBUF_INIT;
     sbuf_addf(&reply, "%d %s %s", d.code, d.xcode, d.text);
     v->reply = sbuf_take(&reply);
-    struct verdict_reason *r = verdict_add_reason(v, d.check, d.reason, d.detail);
-    verdict_set(&r->rcpt, rcpt);
-    verdict_set(&r->rule, d.rule);
+    struct verdict_reason *r;
+    if (by_score) {
+        copy_evidence(v, c->early_ev);   /* its reasons include the score's */
+    } else {
+        r = verdict_add_reason(v, d.check, d.reason, d.detail);
+        verdict_set(&r->rcpt, rcpt);
+        verdict_set(&r->rule, d.rule);
+    }
     record(v);
 
     sfsistat rc = SMFIS_CONTINUE;
@@ -345,6 +588,140 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     return rc;
 }
 
+static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
+{
+    struct conn *c = smfi_getpriv(ctx);
+    if (!c || !c->msg || !name || !value || !scoring_on(c))
+        return SMFIS_CONTINUE;
+    if (!strcasecmp(name, "From") && !c->have_from) {
+        /* only the first From: counts; a second one is a forgery trick */
+        c->have_from = true;
+        char dom[256];
+        char *v = copy_arg(value, MAX_HDR_VALUE);
+        if (addr_header_domain(v, dom, sizeof dom) == 0)
+            dnscheck_domain(c->dc, dom, RULES_CHECK_FROM);
+        free(v);
+    } else if (!strcasecmp(name, "Content-Type") && !c->ctype) {
+        c->ctype = copy_arg(value, MAX_HDR_VALUE);
+    } else if (!strcasecmp(name, "Content-Transfer-Encoding") && !c->cte) {
+        c->cte = copy_arg(value, MAX_HDR_VALUE);
+    }
+    return SMFIS_CONTINUE;
+}
+
+static bool has_uri_zone(const struct ruleset *rs)
+{
+    for (size_t i = 0; i < rs->nzones; i++)
+        if (rs->zones[i].z.kind == DNSBL_URI)
+            return true;
+    return false;
+}
+
+static sfsistat on_eoh(SMFICTX *ctx)
+{
+    struct conn *c = smfi_getpriv(ctx);
+    if (c && c->msg && scoring_on(c) && c->dc && kj.psl && has_uri_zone(c->policy->rules))
+        c->uri = uri_scan_new(kj.psl, c->ctype, c->cte, URI_MAX_BYTES, URI_MAX_HOSTS);
+    return SMFIS_CONTINUE;
+}
+
+static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
+{
+    struct conn *c = smfi_getpriv(ctx);
+    if (c && c->uri && !uri_scan_truncated(c->uri))
+        uri_scan_add(c->uri, (const char *)chunk, len);
+    /* nothing (more) to read: let the MTA stop sending the body */
+    if (c && c->can_skip && (!c->uri || uri_scan_truncated(c->uri)))
+        return SMFIS_SKIP;
+    return SMFIS_CONTINUE;
+}
+
+static void add_header(SMFICTX *ctx, bool top, const char *name, const char *value)
+{
+    int rc = top ? smfi_insheader(ctx, 0, (char *)name, (char *)value)
+                 : smfi_addheader(ctx, (char *)name, (char *)value);
+    if (rc != MI_SUCCESS)
+        log_msg(LOG_WARNING, "could not add %s header", name);
+}
+
+/* Authentication-Results (RFC 8601) and Received-SPF (RFC 7208 9.1), at
+ * the top like a Received: line: they describe this hop. */
+static void spf_headers(SMFICTX *ctx, const struct conn *c)
+{
+    if (!c->spf_done)
+        return;
+    struct sbuf b = SBUF_INIT;
+    const char *id = c->mta_name ? c->mta_name : kj.hostname;
+    esc_header(&b, id, strnlen(id, MAX_HELO));
+    sbuf_addf(&b, "; %s", c->spf.auth_results);
+    add_header(ctx, true, "Authentication-Results", sbuf_str(&b));
+    sbuf_free(&b);
+    add_header(ctx, true, "Received-SPF", c->spf.received_spf);
+}
+
+/* Blocklists, SPF and score rules on the whole message: evidence into v,
+ * headers, and the action. Returns the libmilter status. */
+static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
+{
+    const struct ruleset *rs = c->policy->rules;
+    if (!scoring_on(c) || !scoring_configured(rs))
+        return SMFIS_CONTINUE;
+    if (c->uri) {
+        uri_scan_finish(c->uri);
+        for (size_t i = 0; i < uri_scan_count(c->uri); i++) {
+            bool is_ip;
+            const char *h = uri_scan_get(c->uri, i, &is_ip);
+            dnscheck_uri(c->dc, h, is_ip);
+        }
+    }
+    run_spf(c);
+    gather(c, v);
+    struct score_result res;
+    score_verdict(c, v, false, &res);
+    spf_headers(ctx, c);
+    char hv[96];
+    snprintf(hv, sizeof hv, "%.1f%s", res.total, v->degraded ? " (degraded)" : "");
+    add_header(ctx, false, "X-Kanjiki-Score", hv);
+    if (res.action == VERDICT_ACCEPT)
+        return SMFIS_CONTINUE;
+    if (c->nallowed && c->nallowed == v->nrcpts) {
+        verdict_add_reason(v, "rule", "allow_rule",
+                           "every recipient was accepted by an allow rule: score not applied");
+        return SMFIS_CONTINUE;
+    }
+    if (v->monitor || c->policy->conf->mode == CONF_MODE_MONITOR) {
+        v->monitor = true;
+        if (res.action > v->action)
+            v->action = res.action;
+        snprintf(hv, sizeof hv, "would %s (score %.1f)", verdict_action_name(res.action),
+                 res.total);
+        add_header(ctx, false, "X-Kanjiki-Monitor", hv);
+        return SMFIS_CONTINUE;
+    }
+    v->action = res.action;
+    if (res.action == VERDICT_TAG || res.action == VERDICT_QUARANTINE) {
+        snprintf(hv, sizeof hv, "yes, score=%.1f", res.total);
+        add_header(ctx, false, "X-Kanjiki-Spam", hv);
+        if (res.action == VERDICT_QUARANTINE) {
+            snprintf(hv, sizeof hv, "kanjiki: spam score %.1f", res.total);
+            if (smfi_quarantine(ctx, hv) != MI_SUCCESS) {
+                log_msg(LOG_WARNING, "quarantine refused by the MTA; message tagged only");
+                v->action = VERDICT_TAG;
+            }
+        }
+        return SMFIS_CONTINUE;
+    }
+    char code[8];
+    snprintf(code, sizeof code, "%d", res.code);
+    struct sbuf reply = SBUF_INIT;
+    sbuf_addf(&reply, "%d %s %s", res.code, res.xcode, res.text);
+    verdict_set(&v->reply, sbuf_str(&reply));
+    sbuf_free(&reply);
+    if (smfi_setreply(ctx, code, res.xcode, res.text) != MI_SUCCESS)
+        log_msg(LOG_WARNING, "could not set reply text %s %s", code, res.xcode);
+    return res.action == VERDICT_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+}
+
 static sfsistat on_eom(SMFICTX *ctx)
 {
     struct conn *c = smfi_getpriv(ctx);
@@ -358,7 +735,6 @@ static sfsistat on_eom(SMFICTX *ctx)
     struct verdict *v = c->msg;
     c->msg = NULL;
     verdict_set(&v->queue_id, c->queue_id);
-    v->time_ms = tu_now_ms();
     v->stage = VSTAGE_EOM;
     v->action = VERDICT_ACCEPT;
     if (c->monitor_refused) {
@@ -368,13 +744,13 @@ static sfsistat on_eom(SMFICTX *ctx)
             v->action = VERDICT_REJECT;
         if (c->monitor_items > MAX_HEADER_ITEMS)
             sbuf_addf(&c->monitor, "; and %zu more", c->monitor_items - MAX_HEADER_ITEMS);
-        if (smfi_addheader(ctx, "X-Kanjiki-Monitor", (char *)sbuf_str(&c->monitor)) !=
-            MI_SUCCESS)
-            log_msg(LOG_WARNING, "could not add X-Kanjiki-Monitor header");
+        add_header(ctx, false, "X-Kanjiki-Monitor", sbuf_str(&c->monitor));
     }
+    sfsistat rc = score_message(ctx, c, v);
+    v->time_ms = tu_now_ms();
     record(v);
     txn_reset(c);
-    return SMFIS_CONTINUE;
+    return rc;
 }
 
 static sfsistat on_abort(SMFICTX *ctx)
@@ -401,11 +777,14 @@ int kj_register(void)
     static struct smfiDesc desc = {
         .xxfi_name = "kanjiki",
         .xxfi_version = SMFI_VERSION,
-        .xxfi_flags = SMFIF_ADDHDRS,
+        .xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE,
         .xxfi_connect = on_connect,
         .xxfi_helo = on_helo,
         .xxfi_envfrom = on_envfrom,
         .xxfi_envrcpt = on_envrcpt,
+        .xxfi_header = on_header,
+        .xxfi_eoh = on_eoh,
+        .xxfi_body = on_body,
         .xxfi_eom = on_eom,
         .xxfi_abort = on_abort,
         .xxfi_close = on_close,

@@ -345,6 +345,12 @@ static void warn_restart_only(const struct conf *old, const struct conf *neu)
     }
     if (old->queue_size != neu->queue_size || old->popauth_poll_ms != neu->popauth_poll_ms)
         log_msg(LOG_WARNING, "reload: queue_size/popauth_poll take effect at the next restart");
+    bool dns_same = old->dns_servers.n == neu->dns_servers.n &&
+                    old->dns_timeout_ms == neu->dns_timeout_ms;
+    for (size_t i = 0; dns_same && i < old->dns_servers.n; i++)
+        dns_same = !strcmp(old->dns_servers.v[i], neu->dns_servers.v[i]);
+    if (!dns_same)
+        log_msg(LOG_WARNING, "reload: dns_servers/dns_timeout take effect at the next restart");
 }
 
 static void reload(const char *conf_path, bool foreground)
@@ -369,6 +375,8 @@ static void reload(const char *conf_path, bool foreground)
     policy_unref(old);   /* connections still using it hold their own refs */
     if (kj.grants)
         popauth_cache_refresh(kj.grants);
+    if (kj.dns)
+        kj_probe_now();   /* new or changed zones are tested at once */
 }
 
 /* Let transactions in flight (MAIL seen, end of message not yet) finish.
@@ -449,6 +457,8 @@ int main(int argc, char **argv)
     kj.policy = p;
     kj.writer = store_writer_start(c->database, c->queue_size, 1000);
     kj.grants = popauth_cache_start(c->database, c->popauth_poll_ms);
+    if (kj_checks_start(c) < 0)
+        log_msg(LOG_ERR, "blocklists and SPF are off: no resolver");
     pthread_t tid;
     if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
         log_msg(LOG_ERR, "cannot start the milter thread");
@@ -490,6 +500,7 @@ int main(int argc, char **argv)
     pthread_timedjoin_np(tid, NULL, &until);
     store_writer_stop(kj.writer, 10000);
     popauth_cache_stop(kj.grants);
+    kj_checks_stop();
     free(sock_path);
     if (pidfile)
         unlink(pidfile);

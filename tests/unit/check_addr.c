@@ -737,6 +737,57 @@ START_TEST(test_trick_names)
 }
 END_TEST
 
+/* ---- From: header domain ---- */
+
+static const char *hdom(const char *v)
+{
+    static char out[256];
+    if (addr_header_domain(v, out, sizeof out) < 0)
+        return "(none)";
+    return out;
+}
+
+START_TEST(test_header_domain_from_angle_addr_with_display_name)
+{
+    ck_assert_str_eq(hdom("Ann Example <ann@Mail.Example.COM>"), "mail.example.com");
+    ck_assert_str_eq(hdom(" <x@example.org.> "), "example.org");
+}
+END_TEST
+
+START_TEST(test_header_domain_ignores_at_signs_in_quotes_and_comments)
+{
+    ck_assert_str_eq(hdom("\"evil@phish.example\" <real@bank.example>"), "bank.example");
+    ck_assert_str_eq(hdom("(boss@phish.example) real@bank.example"), "bank.example");
+    ck_assert_str_eq(hdom("\"a \\\" b@x.example\" <c@d.example>"), "d.example");
+}
+END_TEST
+
+START_TEST(test_header_domain_bare_address_and_lists)
+{
+    ck_assert_str_eq(hdom("user@example.net"), "example.net");
+    ck_assert_str_eq(hdom("a@one.example, b@two.example"), "one.example");
+}
+END_TEST
+
+START_TEST(test_header_domain_rejects_what_is_not_a_domain)
+{
+    ck_assert_str_eq(hdom("no address here"), "(none)");
+    ck_assert_str_eq(hdom("<user@[192.0.2.1]>"), "(none)");
+    ck_assert_str_eq(hdom("<user@>"), "(none)");
+    ck_assert_str_eq(hdom("<user@exa mple.com>"), "(none)");
+    ck_assert_str_eq(hdom(""), "(none)");
+    ck_assert_int_eq(addr_header_domain(NULL, NULL, 0), -1);
+}
+END_TEST
+
+START_TEST(test_header_domain_keeps_utf8_for_idna_and_bounds_output)
+{
+    ck_assert_str_eq(hdom("<a@b\xc3\xbc" "cher.example>"), "b\xc3\xbc" "cher.example");
+    char small[8];
+    ck_assert_int_eq(addr_header_domain("<a@longer-than-eight.example>", small, sizeof small), -1);
+}
+END_TEST
+
 static Suite *addr_suite(void)
 {
     Suite *s = suite_create("addr");
@@ -827,6 +878,13 @@ static Suite *addr_suite(void)
     tcase_add_test(t, test_domain_eq_ignores_case_and_one_trailing_dot);
     tcase_add_test(t, test_domain_eq_is_exact_on_labels);
     tcase_add_test(t, test_trick_names);
+    suite_add_tcase(s, t);
+    t = tcase_create("header_domain");
+    tcase_add_test(t, test_header_domain_from_angle_addr_with_display_name);
+    tcase_add_test(t, test_header_domain_ignores_at_signs_in_quotes_and_comments);
+    tcase_add_test(t, test_header_domain_bare_address_and_lists);
+    tcase_add_test(t, test_header_domain_rejects_what_is_not_a_domain);
+    tcase_add_test(t, test_header_domain_keeps_utf8_for_idna_and_bounds_output);
     suite_add_tcase(s, t);
     return s;
 }

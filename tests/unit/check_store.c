@@ -975,6 +975,153 @@ START_TEST(test_writer_stop_writes_what_is_queued)
 }
 END_TEST
 
+/* ---- lookups: the evidence of blocklist and SPF checks ---- */
+
+static void add_lk(struct verdict *v, const char *zone, const char *outcome, int64_t lat,
+                   bool cached, double weight)
+{
+    struct verdict_lookup l = {
+        .zone = (char *)zone, .kind = (char *)(strcmp(zone, "spf") ? "ip" : "spf"),
+        .subject = (char *)"client", .query = (char *)"2.0.0.127.zone",
+        .outcome = (char *)outcome, .answer = (char *)"127.0.0.2",
+        .txt = (char *)"why \"listed\"\n", .ttl = 300, .latency_ms = lat, .cached = cached,
+        .weight = weight,
+    };
+    verdict_add_lookup(v, &l);
+}
+
+START_TEST(test_lookups_score_and_degraded_round_trip)
+{
+    struct store *s = open_store(dbpath);
+    struct verdict *v = mk(VERDICT_KIND_MESSAGE, 1000, "192.0.2.1", "a@b.example",
+                           VERDICT_REJECT);
+    verdict_set(&v->queue_id, "L1");
+    add_lk(v, "bl.test", "listed", 12, false, 5);
+    add_lk(v, "slow.test", "degraded", 2000, false, 0);
+    v->scored = true;
+    v->score = 5.5;
+    v->degraded = true;
+    put(s, v);
+    put_q(s, "L2", VERDICT_KIND_MESSAGE, 2000, "192.0.2.2", "c@d.example", VERDICT_ACCEPT);
+    struct rows r;
+    memset(&r, 0, sizeof r);
+    struct store_filter f;
+    store_filter_init(&f);
+    f.until_ms = 1500;
+    char err[256];
+    ck_assert_int_eq(store_query(s, &f, collect, &r, err, sizeof err), 0);
+    ck_assert_int_eq(r.n, 1);
+    ck_assert(r.first->scored);
+    ck_assert(r.first->score == 5.5);
+    ck_assert(r.first->degraded);
+    const char *j = r.first->lookups_json;
+    ck_assert_ptr_nonnull(j);
+    ck_assert_msg(strstr(j, "\"zone\":\"bl.test\"") && strstr(j, "\"outcome\":\"listed\"") &&
+                  strstr(j, "\"cached\":false") && strstr(j, "\"weight\":5") &&
+                  strstr(j, "\"zone\":\"slow.test\"") && strstr(j, "\\\"listed\\\"\\n"),
+                  "lookups json: %s", j);
+    ck_assert(strstr(j, "bl.test") < strstr(j, "slow.test"));   /* kept in order */
+    verdict_free(r.first);
+    /* a verdict without checks is not scored and has no lookups */
+    memset(&r, 0, sizeof r);
+    f.until_ms = 0;
+    f.since_ms = 1500;
+    ck_assert_int_eq(store_query(s, &f, collect, &r, err, sizeof err), 0);
+    ck_assert(!r.first->scored);
+    ck_assert_str_eq(r.first->lookups_json, "[]");
+    verdict_free(r.first);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_filter_zone_and_listed)
+{
+    struct store *s = open_store(dbpath);
+    struct verdict *v = mk(VERDICT_KIND_MESSAGE, 1000, "192.0.2.1", "", VERDICT_ACCEPT);
+    verdict_set(&v->queue_id, "clean");
+    add_lk(v, "bl.test", "clean", 3, false, 0);
+    put(s, v);
+    v = mk(VERDICT_KIND_MESSAGE, 2000, "192.0.2.1", "", VERDICT_REJECT);
+    verdict_set(&v->queue_id, "listed");
+    add_lk(v, "bl.test", "listed", 3, true, 5);
+    put(s, v);
+    v = mk(VERDICT_KIND_MESSAGE, 3000, "192.0.2.1", "", VERDICT_ACCEPT);
+    verdict_set(&v->queue_id, "other");
+    add_lk(v, "other.test", "clean", 3, false, 0);
+    put(s, v);
+    struct store_filter f;
+    store_filter_init(&f);
+    f.zone = "BL.test";
+    ck_assert_str_eq(q(s, &f), "listed,clean");
+    f.listed_only = true;
+    ck_assert_str_eq(q(s, &f), "listed");
+    f.zone = NULL;
+    ck_assert_str_eq(q(s, &f), "listed");
+    f.listed_only = false;
+    f.zone = "none.test";
+    ck_assert_str_eq(q(s, &f), "");
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_zone_stats_count_outcomes_and_latency_percentiles)
+{
+    struct store *s = open_store(dbpath);
+    /* bl.test: 100 answered lookups with latencies 1..100 ms, 10 cached,
+     * 3 degraded, 2 refused, 1 skipped; spf: 2 results */
+    for (int i = 1; i <= 100; i++) {
+        struct verdict *v = mk(VERDICT_KIND_MESSAGE, 10000 + i, "192.0.2.1", "",
+                               i <= 5 ? VERDICT_REJECT : VERDICT_ACCEPT);
+        add_lk(v, "bl.test", i <= 5 ? "listed" : "clean", i, false, 0);
+        if (i <= 10)
+            add_lk(v, "bl.test", "clean", 0, true, 0);
+        if (i <= 3)
+            add_lk(v, "bl.test", "degraded", 2000, false, 0);
+        if (i <= 2)
+            add_lk(v, "bl.test", "refused", 4, false, 0);
+        if (i == 1)
+            add_lk(v, "bl.test", "skipped", 0, false, 0);
+        if (i <= 2)
+            add_lk(v, "spf", i == 1 ? "pass" : "temperror", 7, false, 0);
+        if (i == 1)
+            v->degraded = true;
+        put(s, v);
+    }
+    struct store_zone_stat *z = NULL;
+    size_t n = 0;
+    char err[256];
+    ck_assert_int_eq(store_zone_stats(s, 0, &z, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(z[0].zone, "bl.test");
+    ck_assert_uint_eq(z[0].lookups, 116);
+    ck_assert_uint_eq(z[0].listed, 5);
+    ck_assert_uint_eq(z[0].clean, 105);
+    ck_assert_uint_eq(z[0].cached, 10);
+    ck_assert_uint_eq(z[0].degraded, 3);
+    ck_assert_uint_eq(z[0].refused, 2);
+    ck_assert_uint_eq(z[0].skipped, 1);
+    /* answered and uncached: 1..100 plus the two refused at 4 ms */
+    ck_assert_int_eq(z[0].p50_ms, 49);   /* nearest rank of 102 values */
+    ck_assert_int_eq(z[0].p99_ms, 99);
+    ck_assert_int_eq(z[0].max_ms, 100);
+    ck_assert_int_eq(z[0].last_listed_ms, 10005);
+    ck_assert_str_eq(z[1].zone, "spf");
+    ck_assert_uint_eq(z[1].degraded, 1);
+    ck_assert_uint_eq(z[1].clean, 1);
+    free(z);
+    ck_assert_int_eq(store_zone_stats(s, 10050, &z, &n, err, sizeof err), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(z[0].lookups, 51);
+    free(z);
+    uint64_t counts[VERDICT_ACTION_COUNT], degraded;
+    ck_assert_int_eq(store_action_counts(s, 0, counts, &degraded, err, sizeof err), 0);
+    ck_assert_uint_eq(counts[VERDICT_REJECT], 5);
+    ck_assert_uint_eq(counts[VERDICT_ACCEPT], 95);
+    ck_assert_uint_eq(degraded, 1);
+    store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1022,6 +1169,12 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_writer_queue_full_drops_and_counts_logging_once);
     tcase_add_test(tc, test_writer_drops_a_verdict_the_database_refuses_and_writes_the_rest);
     tcase_add_test(tc, test_writer_stop_writes_what_is_queued);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("lookups");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_lookups_score_and_degraded_round_trip);
+    tcase_add_test(tc, test_filter_zone_and_listed);
+    tcase_add_test(tc, test_zone_stats_count_outcomes_and_latency_percentiles);
     suite_add_tcase(s, tc);
     return s;
 }

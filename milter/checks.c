@@ -1,0 +1,130 @@
+/* checks: the daemon's shared spam-check machinery: the one resolver, the
+ * SPF evaluator, the public suffix list, and a thread that probes every
+ * blocklist zone with the RFC 5782 test points at start and then every
+ * PROBE_EVERY_MS, so that a broken or refusing list is skipped (and said
+ * so in the log) instead of being believed. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "milter.h"
+#include "xalloc.h"
+
+#define PROBE_EVERY_MS (15 * 60 * 1000)
+#define PSL_PATH "/usr/share/publicsuffix/public_suffix_list.dat"
+
+static pthread_t probe_tid;
+static bool probe_running;
+static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t probe_cv = PTHREAD_COND_INITIALIZER;
+static bool probe_stop;
+static bool probe_kick;   /* kj_probe_now: probe again before the period ends */
+
+static void probe_all(void)
+{
+    struct policy *p = kj_policy_get();
+    const struct ruleset *rs = p->rules;
+    for (size_t i = 0; i < rs->nzones && !probe_stop; i++) {
+        const struct dnsbl_zone *z = &rs->zones[i].z;
+        int tmo = z->timeout_ms > 0 ? z->timeout_ms : (int)p->conf->dns_timeout_ms;
+        char why[300];
+        int ok = dnscheck_probe(kj.dns, z, dns_now_ms() + tmo, why, sizeof why);
+        if (ok == 1)
+            dnscheck_health_ok(kj.health, z->name);
+        else if (ok == 0)
+            dnscheck_health_skip(kj.health, z->name, dns_now_ms() + PROBE_EVERY_MS + 60000,
+                                 why);
+        else
+            log_msg(LOG_WARNING, "blocklist %s: %s; used, its lookups may be degraded",
+                    z->name, why);
+    }
+    policy_unref(p);
+}
+
+static void *probe_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&probe_mu);
+    while (!probe_stop) {
+        pthread_mutex_unlock(&probe_mu);
+        probe_all();
+        pthread_mutex_lock(&probe_mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += PROBE_EVERY_MS / 1000;
+        probe_kick = false;
+        while (!probe_stop && !probe_kick)
+            if (pthread_cond_timedwait(&probe_cv, &probe_mu, &until) == ETIMEDOUT)
+                break;
+    }
+    pthread_mutex_unlock(&probe_mu);
+    return NULL;
+}
+
+void kj_probe_now(void)
+{
+    pthread_mutex_lock(&probe_mu);
+    probe_kick = true;
+    pthread_cond_signal(&probe_cv);
+    pthread_mutex_unlock(&probe_mu);
+}
+
+int kj_checks_start(const struct conf *c)
+{
+    if (gethostname(kj.hostname, sizeof kj.hostname - 1) < 0 || !kj.hostname[0])
+        snprintf(kj.hostname, sizeof kj.hostname, "localhost");
+    /* c-ares gets half the deadline per try, so a second server (or a
+     * retry) still fits in it; the deadline itself is ours. */
+    int per_try = (int)(c->dns_timeout_ms / 2);
+    struct dns_config dc = {
+        .servers = (const char *const *)c->dns_servers.v,
+        .nservers = c->dns_servers.n,
+        .timeout_ms = per_try < 100 ? 100 : per_try,
+        .tries = 2,
+        .cache_max = 50000,
+        .neg_ttl_max = 300,
+    };
+    char err[256];
+    kj.dns = dns_new(&dc, err, sizeof err);
+    if (!kj.dns) {
+        log_msg(LOG_ERR, "DNS resolver: %s", err);
+        return -1;
+    }
+    kj.health = dnscheck_health_new();
+    kj.spf = spf_new(kj.dns, kj.hostname, err, sizeof err);
+    if (!kj.spf)
+        log_msg(LOG_ERR, "SPF disabled: %s", err);
+    err[0] = 0;
+    kj.psl = psl_load(PSL_PATH, err, sizeof err);
+    if (err[0])
+        log_msg(LOG_WARNING, "public suffix list: %s", err);
+    probe_stop = false;
+    probe_running = pthread_create(&probe_tid, NULL, probe_thread, NULL) == 0;
+    if (!probe_running)
+        log_msg(LOG_WARNING, "cannot start the blocklist probe thread");
+    return 0;
+}
+
+void kj_checks_stop(void)
+{
+    if (probe_running) {
+        pthread_mutex_lock(&probe_mu);
+        probe_stop = true;
+        pthread_cond_signal(&probe_cv);
+        pthread_mutex_unlock(&probe_mu);
+        pthread_join(probe_tid, NULL);
+        probe_running = false;
+    }
+    spf_free(kj.spf);
+    psl_free(kj.psl);
+    dnscheck_health_free(kj.health);
+    dns_free(kj.dns);
+    kj.spf = NULL;
+    kj.psl = NULL;
+    kj.health = NULL;
+    kj.dns = NULL;
+}
