@@ -6,7 +6,12 @@
  * (name, type) made while it is pending, so that many connections asking
  * one DNSBL name cost one packet. An answer (struct answer) is immutable
  * and reference counted: the cache and every request it was handed to
- * share it, so a cache hit copies nothing but the header.
+ * share it, so a cache hit copies at most the record array (for TTLs
+ * counted down).
+ *
+ * At most MAX_OUTSTANDING queries are at c-ares at once, the rest wait in
+ * the queue: a burst of a thousand answers overflows a default-sized UDP
+ * socket buffer, and a lost answer costs a whole timeout.
  *
  * A request's result is decided once, under the mutex: by the answer, or
  * by a timeout when its own deadline (dns_query's deadline_ms) has passed,
@@ -809,9 +814,8 @@ static void *resolver_main(void *arg)
     struct pollfd *pf = NULL;
     size_t cap = 0;
     for (;;) {
-        /* a burst at a time, reading answers in between: a thousand
-         * queries sent in one go would bring back more answers than the
-         * socket buffer holds before we read any */
+        /* a burst at a time, reading answers in between, and never more
+         * than MAX_OUTSTANDING at c-ares (see the top) */
         pthread_mutex_lock(&d->mu);
         bool stop = d->stopping;
         struct flight *q = d->qhead, *last = NULL;
@@ -1022,13 +1026,18 @@ struct dns *dns_new(const struct dns_config *cfg, char *err, size_t errlen)
     int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_NDOTS |
                ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF;
     int rc = ares_init_options(&d->ch, &o, mask);
-    if (rc == ARES_SUCCESS && servers)
+    if (rc != ARES_SUCCESS) {
+        free(servers);
+        free(d);
+        errbuf_set(err, errlen, "c-ares: %s", ares_strerror(rc));
+        return NULL;
+    }
+    if (servers)
         rc = ares_set_servers_ports(d->ch, servers);
     free(servers);
     if (rc != ARES_SUCCESS) {
-        errbuf_set(err, errlen, "c-ares: %s", ares_strerror(rc));
-        if (d->ch)
-            ares_destroy(d->ch);
+        errbuf_set(err, errlen, "c-ares: setting the servers: %s", ares_strerror(rc));
+        ares_destroy(d->ch);
         free(d);
         return NULL;
     }

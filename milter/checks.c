@@ -77,9 +77,10 @@ int kj_checks_start(const struct conf *c)
 {
     if (gethostname(kj.hostname, sizeof kj.hostname - 1) < 0 || !kj.hostname[0])
         snprintf(kj.hostname, sizeof kj.hostname, "localhost");
-    /* c-ares gets half the deadline per try, so a second server (or a
-     * retry) still fits in it; the deadline itself is ours. */
-    int per_try = (int)(c->dns_timeout_ms / 2);
+    /* c-ares doubles the wait on each try: T/3 then 2T/3, so a retry (or
+     * a second server) still fits in dns_timeout; the deadline itself is
+     * ours (every wait is cut there). */
+    int per_try = (int)(c->dns_timeout_ms / 3);
     struct dns_config dc = {
         .servers = (const char *const *)c->dns_servers.v,
         .nservers = c->dns_servers.n,

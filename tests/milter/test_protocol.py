@@ -4,7 +4,7 @@ sessions at once."""
 
 import threading
 
-from milterdrv import (SMFIF_ADDHDRS, SMFIP_NOBODY, SMFIP_NODATA, SMFIP_NOEOH,
+from milterdrv import (SMFIF_ADDHDRS, SMFIF_QUARANTINE, SMFIP_NOBODY, SMFIP_NODATA, SMFIP_NOEOH,
                        SMFIP_NOHDRS, SMFIP_NOUNKNOWN, SMFIP_SKIP, SMFIM_CONNECT,
                        SMFIM_ENVFROM, SMFIM_ENVRCPT, SMFIM_EOM, SMFI_CURR_PROT)
 from kjtest import KjTestCase, by_sender, codes
@@ -19,9 +19,14 @@ class Negotiation(KjTestCase):
             o = c.negotiate()
             c.quit()
         self.assertEqual(o.version, 6)
-        self.assertEqual(o.actions, SMFIF_ADDHDRS)
-        skip = SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA
+        # headers are added (results, tags) and messages may be quarantined
+        self.assertEqual(o.actions, SMFIF_ADDHDRS | SMFIF_QUARANTINE)
+        # headers and body are read (From: domain, links); DATA and unknown
+        # commands are not; SKIP lets the body stop early
+        skip = SMFIP_NOUNKNOWN | SMFIP_NODATA
         self.assertEqual(o.protocol & skip, skip, "protocol %#x" % o.protocol)
+        self.assertEqual(o.protocol & (SMFIP_NOHDRS | SMFIP_NOBODY | SMFIP_NOEOH), 0)
+        self.assertTrue(o.protocol & SMFIP_SKIP, "protocol %#x" % o.protocol)
         # every step it does not skip is answered (no SMFIP_NR_*)
         self.assertEqual(o.protocol & NR_BITS, 0, "protocol %#x" % o.protocol)
         self.assertEqual(o.protocol & ~SMFI_CURR_PROT, 0)
@@ -46,7 +51,9 @@ class Negotiation(KjTestCase):
             self.assertContinue(c.header("From", "<%s>" % self.sender))
             self.assertContinue(c.header("Subject", "hello"))
             self.assertContinue(c.eoh())
-            self.assertContinue(c.body(b"line one\r\nline two\r\n" * 100))
+            # no URI list in these rules: the rest of the body is skipped
+            r = c.body(b"line one\r\nline two\r\n" * 100)
+            self.assertEqual(r.cmd, "s", "expected skip, got %r" % r)
             res = c.eom()
             self.assertContinue(res.final)
             self.assertEqual(res.mods, [])

@@ -30,7 +30,8 @@
 #define T_CNAME 5
 #define T_SOA 6
 
-enum fkind { FK_ANSWER, FK_NX, FK_SERVFAIL, FK_REFUSED, FK_SILENT };
+/* FK_TCP: the answer over TCP; over UDP an empty reply with TC set */
+enum fkind { FK_ANSWER, FK_TCP, FK_NX, FK_SERVFAIL, FK_REFUSED, FK_SILENT };
 
 struct frr {
     int type;
@@ -48,6 +49,9 @@ struct frule {
     int soa_ttl, soa_min;   /* negative answers: soa_ttl < 0 = no SOA */
     struct frr rr[4];       /* FK_ANSWER without records: NODATA */
 };
+
+#define S10 "0123456789"
+#define S200 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10 S10
 
 static const struct frule rules[] = {
     { "a.test", DNS_T_A, FK_ANSWER, 0, -1, 0,
@@ -81,13 +85,15 @@ static const struct frule rules[] = {
     { "zero.test", DNS_T_A, FK_ANSWER, 0, -1, 0, { { DNS_T_A, 0, "192.0.2.11", 0, NULL } } },
     { "slow.test", DNS_T_A, FK_ANSWER, 150, -1, 0, { { DNS_T_A, 300, "192.0.2.12", 0, NULL } } },
     { "late.test", DNS_T_A, FK_ANSWER, 150, -1, 0, { { DNS_T_A, 300, "192.0.2.15", 0, NULL } } },
+    { "big.test", DNS_T_TXT, FK_TCP, 0, -1, 0,
+      { { DNS_T_TXT, 300, "v=spf1 " S200 "|" S200 "|" S200, 0, NULL } } },
     { "*.nx.many.test", 0, FK_NX, 0, 600, 300, { { 0 } } },
     { "*.many.test", DNS_T_A, FK_ANSWER, 0, -1, 0, { { DNS_T_A, 300, "127.0.0.2", 0, NULL } } },
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 
 struct fake {
-    int fd, stop[2], port;
+    int fd, tcp, stop[2], port;
     pthread_t th;
     atomic_int hits[NRULES];
     atomic_int total;
@@ -143,7 +149,7 @@ static bool rule_matches(const struct frule *r, const char *name, int qtype)
 
 /* The reply to query q (qlen bytes), or 0 for silence. */
 static size_t answer(struct fake *f, const unsigned char *q, size_t qlen, unsigned char *out,
-                     int *delay)
+                     int *delay, bool udp)
 {
     *delay = 0;
     if (qlen < 17 || get_be16(q + 4) != 1)
@@ -192,6 +198,10 @@ static size_t answer(struct fake *f, const unsigned char *q, size_t qlen, unsign
     size_t nan = 0;
     while (nan < 4 && r->rr[nan].type)
         nan++;
+    if (udp && r->kind == FK_TCP) {
+        out[2] |= 0x02;   /* TC: ask again over TCP */
+        nan = 0;
+    }
     bool soa = (r->kind == FK_NX || (r->kind == FK_ANSWER && nan == 0)) && r->soa_ttl >= 0;
     put16(out, &n, 1);
     put16(out, &n, (unsigned)nan);
@@ -255,6 +265,34 @@ static size_t answer(struct fake *f, const unsigned char *q, size_t qlen, unsign
     return n;
 }
 
+/* One TCP connection: length-prefixed queries until EOF or 300 ms of
+ * silence, answered in full. */
+static void tcp_client(struct fake *f)
+{
+    int c = accept(f->tcp, NULL, NULL);
+    if (c < 0)
+        return;
+    struct timeval tv = { 0, 300000 };
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    unsigned char in[514], out[2050];
+    for (;;) {
+        if (recv(c, in, 2, MSG_WAITALL) != 2)
+            break;
+        size_t len = get_be16(in);
+        if (len > 512 || recv(c, in, len, MSG_WAITALL) != (ssize_t)len)
+            break;
+        int delay;
+        size_t n = answer(f, in, len, out + 2, &delay, false);
+        if (!n)
+            continue;
+        out[0] = (unsigned char)(n >> 8);
+        out[1] = (unsigned char)n;
+        if (send(c, out, n + 2, MSG_NOSIGNAL) != (ssize_t)(n + 2))
+            break;
+    }
+    close(c);
+}
+
 static void *fake_main(void *arg)
 {
     struct fake *f = arg;
@@ -268,9 +306,12 @@ static void *fake_main(void *arg)
             if (timeout < 0 || left < timeout)
                 timeout = (int)left;
         }
-        struct pollfd p[2] = { { f->fd, POLLIN, 0 }, { f->stop[0], POLLIN, 0 } };
-        if (poll(p, 2, timeout) < 0)
+        struct pollfd p[3] = { { f->fd, POLLIN, 0 }, { f->stop[0], POLLIN, 0 },
+                               { f->tcp, POLLIN, 0 } };
+        if (poll(p, 3, timeout) < 0)
             continue;
+        if (p[2].revents & POLLIN)
+            tcp_client(f);
         if (p[1].revents)
             break;
         now = dns_now_ms();
@@ -284,17 +325,17 @@ static void *fake_main(void *arg)
         }
         if (!(p[0].revents & POLLIN))
             continue;
-        unsigned char in[512], out[512];
+        unsigned char in[512], out[2048];
         struct sockaddr_in from;
         socklen_t fl = sizeof from;
         ssize_t len = recvfrom(f->fd, in, sizeof in, 0, (struct sockaddr *)&from, &fl);
         if (len <= 0)
             continue;
         int delay;
-        size_t n = answer(f, in, (size_t)len, out, &delay);
+        size_t n = answer(f, in, (size_t)len, out, &delay, true);
         if (!n)
             continue;
-        if (delay > 0 && nq < sizeof q / sizeof q[0]) {
+        if (delay > 0 && nq < sizeof q / sizeof q[0] && n <= sizeof q[0].buf) {
             q[nq].due = now + delay;
             q[nq].to = from;
             memcpy(q[nq].buf, out, n);
@@ -313,12 +354,20 @@ static struct fake *fake_start(void)
     ck_assert_ptr_nonnull(f);
     f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(f->fd, 0);
+    int big = 1 << 20;   /* bursts of queries: drops here are not dns.c's */
+    setsockopt(f->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t al = sizeof a;
     ck_assert_int_eq(getsockname(f->fd, (struct sockaddr *)&a, &al), 0);
     f->port = ntohs(a.sin_port);
+    /* TCP on the same port, for answers too big for UDP */
+    f->tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(f->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ck_assert_int_eq(bind(f->tcp, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(f->tcp, 8), 0);
     ck_assert_int_eq(pipe(f->stop), 0);
     ck_assert_int_eq(pthread_create(&f->th, NULL, fake_main, f), 0);
     return f;
@@ -329,6 +378,7 @@ static void fake_stop(struct fake *f)
     ck_assert_int_eq(write(f->stop[1], "x", 1), 1);
     pthread_join(f->th, NULL);
     close(f->fd);
+    close(f->tcp);
     close(f->stop[0]);
     close(f->stop[1]);
     free(f);
@@ -503,6 +553,23 @@ START_TEST(test_txt_strings_joined_per_record)
     ck_assert_uint_eq(res->nrr, 1);
     ck_assert_int_eq(res->rr[0].type, DNS_T_SPF);
     ck_assert_str_eq(res->rr[0].text, "v=spf1 -all");
+    dns_req_free(r);
+    dns_free(d);
+}
+END_TEST
+
+/* SPF records often pass 512 bytes: the truncated UDP reply makes c-ares
+ * ask again over TCP, whose socket we must watch for writing too. */
+START_TEST(test_truncated_answer_retried_over_tcp)
+{
+    struct dns *d = mk(100);
+    struct dns_req *r;
+    const struct dns_result *res = ask(d, "big.test", DNS_T_TXT, &r);
+    ck_assert_msg(res->status == DNS_OK, "%s: %s", dns_status_name(res->status), res->error);
+    ck_assert_uint_eq(res->nrr, 1);
+    ck_assert_uint_eq(strlen(res->rr[0].text), 7 + 3 * 200);
+    ck_assert(!strncmp(res->rr[0].text, "v=spf1 0123456789", 17));
+    ck_assert_int_eq(hits("big.test"), 2);   /* UDP, then TCP */
     dns_req_free(r);
     dns_free(d);
 }
@@ -1015,6 +1082,38 @@ START_TEST(test_many_threads_many_queries)
 }
 END_TEST
 
+/* Rounds of a thousand distinct names at once: every one answered by its
+ * one packet (tries 1: a lost answer would be a timeout). */
+START_TEST(test_bursts_of_distinct_names_all_answered)
+{
+    struct dns *d = mk_full(5000, 2000, 3600);
+    enum { N = 1000, ROUNDS = 4 };
+    static struct dns_req *rs[N];
+    char name[64];
+    int ok = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        int64_t dl = dns_now_ms() + 4000;
+        for (int i = 0; i < N; i++) {
+            snprintf(name, sizeof name, "burst%d-%d.many.test", round, i);
+            rs[i] = dns_query(d, name, DNS_T_A, dl);
+            ck_assert_ptr_nonnull(rs[i]);
+        }
+        for (int i = 0; i < N; i++) {
+            const struct dns_result *res = dns_wait(rs[i], dl);
+            ok += res->status == DNS_OK;
+            dns_req_free(rs[i]);
+        }
+    }
+    ck_assert_int_eq(ok, N * ROUNDS);
+    ck_assert_int_eq(hits("*.many.test"), N * ROUNDS);
+    struct dns_stats st;
+    dns_get_stats(d, &st);
+    ck_assert_uint_eq(st.sent, N * ROUNDS);
+    ck_assert_uint_eq(st.cache_entries, N * ROUNDS);
+    dns_free(d);
+}
+END_TEST
+
 START_TEST(test_free_while_pending_and_after_dns_free)
 {
     struct dns *d = mk(100);
@@ -1135,6 +1234,7 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, test_a_records_parsed_with_min_ttl);
     tcase_add_test(tc, test_aaaa_mx_ptr_parsed);
     tcase_add_test(tc, test_txt_strings_joined_per_record);
+    tcase_add_test(tc, test_truncated_answer_retried_over_tcp);
     tcase_add_test(tc, test_cname_chain_followed_and_strays_ignored);
     tcase_add_test(tc, test_nxdomain_cached_for_soa_minimum);
     tcase_add_test(tc, test_negative_ttl_capped_by_neg_ttl_max);
@@ -1151,6 +1251,7 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, test_identical_queries_in_flight_share_one_packet);
     tcase_add_test(tc, test_concurrent_threads_coalesced);
     tcase_add_test(tc, test_many_threads_many_queries);
+    tcase_add_test(tc, test_bursts_of_distinct_names_all_answered);
     tcase_add_test(tc, test_free_while_pending_and_after_dns_free);
     tcase_add_test(tc, test_server_strings);
     tcase_add_test(tc, test_invalid_names_rejected);
