@@ -4,6 +4,7 @@
 #   make check      install missing Debian packages, build, run every test
 #   make check-asan unit tests built with AddressSanitizer + UBSan
 #   make demo       private Postfix on loopback with kanjiki-milter in front
+#   make bench      resolver benchmarks (figures, not pass/fail)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, config)
 
 PREFIX     ?= /usr/local
@@ -40,7 +41,7 @@ SQL      = $(sort $(wildcard sql/[0-9]*.sql))
 LIBS     = -lsqlite3 -lspf2 -lcares -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-.PHONY: all deps check check-asan unit milter-tests e2e demo install clean
+.PHONY: all deps check check-asan unit milter-tests e2e demo bench install clean
 
 all: $(BUILD)/kanjiki-milter $(BUILD)/kanjiki
 
@@ -97,6 +98,14 @@ check: deps
 check-asan: deps
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="$(SAN)" EXTRA_LDFLAGS="$(SAN)" \
 	  CFLAGS="-O1 -g" unit
+
+# Figures, not a test: lookups per second from the cache and from a local
+# server, and the wall time of parallel lookups where one never answers.
+$(BUILD)/bench_dns: tests/bench/bench_dns.c $(BUILD)/libkanjiki.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libkanjiki.a $(LIBS) $(LDFLAGS_ALL)
+
+bench: $(BUILD)/bench_dns
+	@sh tests/bench/run.sh $(BUILD)
 
 demo: deps
 	$(MAKE) all
