@@ -5,6 +5,7 @@
 #ifndef KANJIKI_CLI_H
 #define KANJIKI_CLI_H
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "conf.h"
 
@@ -18,6 +19,12 @@ int cmd_check(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_query(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_popauth(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_stats(struct cli_ctx *ctx, int argc, char **argv);
+
+struct store;
+/* Open the existing database for reading: writable when possible (so an
+ * older schema is upgraded), else read-only; never creates one. Returns 0,
+ * or -1 with the reason in err. */
+int cli_open_existing(const struct cli_ctx *ctx, struct store **out, char *err, size_t errlen);
 
 /* Output formats shared by the listing commands. */
 enum cli_format { CLI_FMT_TABLE = 0, CLI_FMT_JSON, CLI_FMT_CSV };

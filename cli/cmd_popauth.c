@@ -336,9 +336,7 @@ static int do_list(struct cli_ctx *ctx, int argc, char **argv)
     /* listing never creates a database, and works read-only too */
     struct store *s;
     char err[512];
-    if (store_open(ctx->db_path, STORE_NOCREATE, 2000, &s, err, sizeof err) < 0 &&
-        store_open(ctx->db_path, STORE_NOCREATE | STORE_READONLY, 2000, &s, err,
-                   sizeof err) < 0)
+    if (cli_open_existing(ctx, &s, err, sizeof err) < 0)
         return report_db(err);
     struct list_ctx l = { table_new(list_cols, sizeof list_cols / sizeof list_cols[0]),
                           (int64_t)time(NULL) };

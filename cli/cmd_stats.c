@@ -85,9 +85,7 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
     }
     struct store *s;
     char err[512];
-    if (store_open(ctx->db_path, STORE_NOCREATE, 2000, &s, err, sizeof err) < 0 &&
-        store_open(ctx->db_path, STORE_NOCREATE | STORE_READONLY, 2000, &s, err,
-                   sizeof err) < 0) {
+    if (cli_open_existing(ctx, &s, err, sizeof err) < 0) {
         fprintf(stderr, "kanjiki stats: %s\n", err);
         return 1;
     }

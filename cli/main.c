@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "store.h"
 
 static const char *usage_text =
     "usage: kanjiki [-c FILE | -d DB] COMMAND [ARGS]\n"
@@ -18,6 +19,13 @@ static const char *usage_text =
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
     "                        (kanjiki popauth --help)\n"
     "See kanjiki(1).\n";
+
+int cli_open_existing(const struct cli_ctx *ctx, struct store **out, char *err, size_t errlen)
+{
+    if (store_open(ctx->db_path, STORE_NOCREATE, 2000, out, err, errlen) == 0)
+        return 0;
+    return store_open(ctx->db_path, STORE_NOCREATE | STORE_READONLY, 2000, out, err, errlen);
+}
 
 int cli_parse_format(const char *s, enum cli_format *out)
 {

@@ -7,11 +7,18 @@ run.sh exports:
   KJ_SHARED  the directory of the shared milter instance run.sh started
              (k.conf, k.sock, k.db, milter.log, milter.pid, rules/)
 
+  KJ_DNS_DIR where the test DNS (tests/dnsenv) lives when a test needs it
+             (started on first use by dns_env(), stopped at exit; run.sh
+             stops it again at the end, whatever happened)
+
 Tests that need a daemon of their own (monitor mode, reload, SIGTERM,
 socket handling) start one with Milter(name, ...).start(); every instance
 lives in KJ_TMP/NAME with the same base configuration as the shared one.
+Blocklist and SPF tests give theirs dns_conf() as extra configuration: the
+one private DNS environment of the run, shared by every module.
 """
 
+import atexit
 import json
 import os
 import pwd
@@ -26,6 +33,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dnsenv"))
 from milterdrv import MilterClient  # noqa: E402
 
 BUILD = os.path.abspath(os.environ.get("KJ_BUILD", "build"))
@@ -291,6 +299,51 @@ class Milter:
                 raise AssertionError("expected %d matching verdicts, found %d: %r"
                                      % (count, len(rows), rows))
             time.sleep(0.1)
+
+
+# ------------------------------------------------------------ test DNS
+
+_dns = {"env": None, "dir": None}
+
+
+def dns_env():
+    """The private DNS of tests/dnsenv (dnsmasq in front of rbldnsd and a
+    server that never answers), started once per run on first use in
+    KJ_DNS_DIR (default KJ_TMP/dns) and stopped when the run ends.  Returns
+    env.sh as a dict (DNS_FRONT=127.0.0.1:PORT, DNS_RBL, DNS_DEAD, ...).
+    Raises when it cannot start (missing rbldnsd/dnsmasq included: nothing
+    may pass vacuously)."""
+    if _dns["env"] is None:
+        import dnsenv
+        d = os.environ.get("KJ_DNS_DIR") or os.path.join(TMP, "dns")
+        _dns["dir"] = d
+        atexit.register(dns_stop)
+        _dns["env"] = dnsenv.start(d)
+    return _dns["env"]
+
+
+def dns_stop():
+    """Stop the test DNS if this process started it; returns the stop
+    script's status (0: nothing left running)."""
+    if _dns["dir"] is None:
+        return 0
+    import dnsenv
+    rc = dnsenv.stop(_dns["dir"])
+    _dns["env"] = None
+    _dns["dir"] = None
+    return rc
+
+
+def dns_query(name, qtype="A"):
+    """(rcode, answers, ttl) for NAME straight from the test DNS (what the
+    milter should have seen)."""
+    import dnsenv
+    return dnsenv.query(dns_env()["DNS_FRONT"], name, qtype)
+
+
+def dns_conf(timeout="2s"):
+    """Configuration lines pointing a milter at the test DNS."""
+    return "dns_servers = %s\ndns_timeout = %s\n" % (dns_env()["DNS_FRONT"], timeout)
 
 
 def reap_pending(timeout=15.0):

@@ -70,11 +70,22 @@ deny helo bad.helo.test reply "550 5.7.0 bad helo"
 EOF
 [ -n "$KJ_USER" ] && chown -R "$KJ_USER" "$T"
 
+# The private DNS of tests/dnsenv for the blocklist and SPF tests: started
+# by the first test that needs it (kjtest.dns_env()) in $KJ_DNS_DIR, stopped
+# by the tests' process when it exits and here again, whatever happened.
+KJ_DNS_DIR=$T/dns
+DNSENV=$HERE/../dnsenv/dnsenv.sh
+dns_stop() {
+    [ -d "$KJ_DNS_DIR" ] || return 0
+    sh "$DNSENV" stop "$KJ_DNS_DIR" >>"$T/dnsenv-stop.log" 2>&1
+}
+
 MPID=
 cleanup() {
     if [ -n "$MPID" ] && kill -0 "$MPID" 2>/dev/null; then
         kill -KILL "$MPID" 2>/dev/null
     fi
+    dns_stop
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -104,7 +115,19 @@ fi
 
 fails=0
 PYTHONDONTWRITEBYTECODE=1 KJ_BUILD=$BUILD KJ_TMP=$T KJ_USER=$KJ_USER KJ_SHARED=$S \
-    python3 "$HERE/runtests.py" "$@" || fails=$((fails + 1))
+    KJ_DNS_DIR=$KJ_DNS_DIR python3 "$HERE/runtests.py" "$@" || fails=$((fails + 1))
+
+# The test DNS, if a test started it, is stopped and nothing of it is left.
+if [ -d "$KJ_DNS_DIR" ]; then
+    name="test DNS (tests/dnsenv) stopped with nothing left running"
+    if dns_stop; then
+        echo "PASS $name"
+    else
+        echo "FAIL $name:"
+        sed 's/^/    /' "$T/dnsenv-stop.log"
+        fails=$((fails + 1))
+    fi
+fi
 
 # The shared daemon stops cleanly: exit 0, socket and pidfile removed.
 name="shared daemon exits 0 on SIGTERM and removes socket and pidfile"
