@@ -27,7 +27,14 @@ struct dnscheck_health {
     pthread_mutex_t mu;
     struct zstate *v;
     size_t n;
+    void (*on_refused)(void);
 };
+
+void dnscheck_health_on_refused(struct dnscheck_health *h, void (*fn)(void))
+{
+    if (h)
+        h->on_refused = fn;
+}
 
 struct dnscheck_health *dnscheck_health_new(void)
 {
@@ -339,11 +346,13 @@ static void harvest(struct dnscheck *dc, struct item *it)
     if (it->outcome == DNSBL_DEGRADED && !it->code[0])
         snprintf(it->code, sizeof it->code, "%s", dns_status_name(r->status));
     it->done = true;
-    if (it->outcome == DNSBL_REFUSED) {
+    if (it->outcome == DNSBL_REFUSED && it->rz->z.kind == DNSBL_IP) {
         char why[160];
         snprintf(why, sizeof why, "answered the error code %.20s for %.80s (queries refused)",
                  it->code, it->qname);
         dnscheck_health_skip(dc->h, it->rz->z.name, dns_now_ms() + DNSCHECK_SKIP_MS, why);
+    } else if (it->outcome == DNSBL_REFUSED && dc->h && dc->h->on_refused) {
+        dc->h->on_refused();   /* a name from the message: re-test, don't trust it */
     }
     if (it->outcome == DNSBL_LISTED && it->rz->z.txt && dns_now_ms() < it->deadline_ms)
         it->txt_req = dns_query(dc->d, it->qname, DNS_T_TXT, it->deadline_ms);

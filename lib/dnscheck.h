@@ -38,6 +38,13 @@ void dnscheck_health_ok(struct dnscheck_health *h, const char *zone);
 bool dnscheck_health_skipped(struct dnscheck_health *h, const char *zone, int64_t now_ms,
                              char *why, size_t whylen);
 
+/* An ip zone that answers an error code is paused for DNSCHECK_SKIP_MS.
+ * A domain or uri zone is not: its query names come from the message, and a
+ * crafted name (URI lists answer 127.0.0.1 to malformed queries) must not
+ * switch a list off for everyone. fn (called from any thread) is told
+ * instead, so that the zone can be re-tested with its test points. */
+void dnscheck_health_on_refused(struct dnscheck_health *h, void (*fn)(void));
+
 /* How long a zone that refused us is skipped. */
 #define DNSCHECK_SKIP_MS (10 * 60 * 1000)
 

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sbuf.h"
 
@@ -41,10 +42,18 @@ static void default_text(struct score_result *o, const struct verdict_lookup *lk
     if (top) {
         /* postscreen's wording, which administrators recognise */
         bool ip = !strcmp(top->kind ? top->kind : "", "ip");
-        sbuf_addf(&b, "Service unavailable; %s %s%s%s blocked using %s",
-                  ip ? "client" : top->subject ? top->subject : "name", ip ? "[" : "",
-                  ip ? (client_ip ? client_ip : "unknown") : top->query, ip ? "]" : "",
-                  top->zone);
+        /* a domain is named as listed, without the zone it was asked in */
+        const char *q = top->query ? top->query : "";
+        size_t ql = strlen(q), zl = strlen(top->zone ? top->zone : "");
+        int keep = (int)ql;
+        if (zl && ql > zl + 1 && q[ql - zl - 1] == '.' && !strcasecmp(q + ql - zl, top->zone))
+            keep = (int)(ql - zl - 1);
+        if (ip)
+            sbuf_addf(&b, "Service unavailable; client [%s] blocked using %s",
+                      client_ip ? client_ip : "unknown", top->zone);
+        else
+            sbuf_addf(&b, "Service unavailable; %s %.*s blocked using %s",
+                      top->subject ? top->subject : "name", keep, q, top->zone);
         if (top->txt && *top->txt)
             sbuf_addf(&b, "; %s", top->txt);
     } else {

@@ -693,9 +693,12 @@ static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
         v->monitor = true;
         if (res.action > v->action)
             v->action = res.action;
-        snprintf(hv, sizeof hv, "would %s (score %.1f)", verdict_action_name(res.action),
-                 res.total);
-        add_header(ctx, false, "X-Kanjiki-Monitor", hv);
+        /* one X-Kanjiki-Monitor header: on_eom writes it with the notes
+         * about recipients an early threshold would have refused */
+        if (c->monitor.len)
+            sbuf_adds(&c->monitor, "; ");
+        sbuf_addf(&c->monitor, "would %s (score %.1f)", verdict_action_name(res.action),
+                  res.total);
         return SMFIS_CONTINUE;
     }
     v->action = res.action;
@@ -744,9 +747,10 @@ static sfsistat on_eom(SMFICTX *ctx)
             v->action = VERDICT_REJECT;
         if (c->monitor_items > MAX_HEADER_ITEMS)
             sbuf_addf(&c->monitor, "; and %zu more", c->monitor_items - MAX_HEADER_ITEMS);
-        add_header(ctx, false, "X-Kanjiki-Monitor", sbuf_str(&c->monitor));
     }
     sfsistat rc = score_message(ctx, c, v);
+    if (c->monitor.len)
+        add_header(ctx, false, "X-Kanjiki-Monitor", sbuf_str(&c->monitor));
     v->time_ms = tu_now_ms();
     record(v);
     txn_reset(c);

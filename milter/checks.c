@@ -15,6 +15,7 @@
 #include "xalloc.h"
 
 #define PROBE_EVERY_MS (15 * 60 * 1000)
+#define PROBE_MIN_GAP_MS 5000
 #define PSL_PATH "/usr/share/publicsuffix/public_suffix_list.dat"
 
 static pthread_t probe_tid;
@@ -50,13 +51,19 @@ static void *probe_thread(void *arg)
     (void)arg;
     pthread_mutex_lock(&probe_mu);
     while (!probe_stop) {
+        probe_kick = false;   /* kicks from now on ask for another probe */
         pthread_mutex_unlock(&probe_mu);
         probe_all();
         pthread_mutex_lock(&probe_mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        struct timespec gap, until;
+        clock_gettime(CLOCK_REALTIME, &gap);
+        until = gap;
         until.tv_sec += PROBE_EVERY_MS / 1000;
-        probe_kick = false;
+        /* not more often than PROBE_MIN_GAP_MS, whatever kicks: error
+         * answers that kick a probe can be provoked by mail */
+        gap.tv_sec += PROBE_MIN_GAP_MS / 1000;
+        while (!probe_stop && pthread_cond_timedwait(&probe_cv, &probe_mu, &gap) != ETIMEDOUT)
+            ;
         while (!probe_stop && !probe_kick)
             if (pthread_cond_timedwait(&probe_cv, &probe_mu, &until) == ETIMEDOUT)
                 break;
@@ -96,6 +103,7 @@ int kj_checks_start(const struct conf *c)
         return -1;
     }
     kj.health = dnscheck_health_new();
+    dnscheck_health_on_refused(kj.health, kj_probe_now);
     kj.spf = spf_new(kj.dns, kj.hostname, err, sizeof err);
     if (!kj.spf)
         log_msg(LOG_ERR, "SPF disabled: %s", err);

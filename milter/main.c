@@ -281,6 +281,36 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* libmilter's own signal thread sigwait()s for HUP, TERM and INT and stops
+ * the milter on any of them. Our main thread alone leaves them unblocked,
+ * but a process-directed signal goes to any thread that can take it: when
+ * the main thread already has one pending and is not on a CPU, the kernel
+ * hands the next one to libmilter's sigwait, and a burst of HUPs (a reload
+ * arriving during a reload) stopped the milter. This definition takes the
+ * place of libc's sigwait for libmilter (in dynamic linking the
+ * executable's symbol comes first): it never waits for those three, which
+ * stay with the main thread; smfi_stop() still stops libmilter. */
+int sigwait(const sigset_t *set, int *sig)
+{
+    sigset_t rest = *set;
+    sigdelset(&rest, SIGHUP);
+    sigdelset(&rest, SIGTERM);
+    sigdelset(&rest, SIGINT);
+    for (;;) {
+        if (sigisemptyset(&rest)) {
+            pause();   /* every signal is blocked here: sleeps for good */
+            continue;
+        }
+        int got = sigwaitinfo(&rest, NULL);
+        if (got > 0) {
+            *sig = got;
+            return 0;
+        }
+        if (errno != EINTR)
+            return errno;
+    }
+}
+
 static int install_signals(void)
 {
     if (pipe2(sig_pipe, O_CLOEXEC) < 0 ||
@@ -321,7 +351,7 @@ static void *milter_thread(void *arg)
         milter_failed = 1;
         log_msg(LOG_ERR, "libmilter stopped with an error");
     }
-    /* Tell the main thread, which waits in sigwait, that we are done. */
+    /* Tell the main thread, which waits on the signal pipe, that we are done. */
     kill(getpid(), SIGTERM);
     return NULL;
 }

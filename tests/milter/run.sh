@@ -7,7 +7,10 @@
 # configuration and rules below in a private temporary directory, runs every
 # tests/milter/test_*.py (some start daemons of their own: monitor mode,
 # reload, SIGTERM, socket handling), stops the shared daemon with SIGTERM and
-# checks that it exits 0 and cleans up.  Prints PASS/FAIL per test; exits
+# checks that it exits 0 and cleans up.  The blocklist and SPF tests share
+# one private DNS (tests/dnsenv), started by the first of them that needs it
+# and stopped at the end (checked: nothing of it left running).  Prints
+# PASS/FAIL per test; exits
 # non-zero on any failure.  KEEP=1 keeps the temporary directory (it is
 # always kept when something failed).  Extra arguments select tests by
 # substring of their names.

@@ -128,7 +128,7 @@ START_TEST(test_domain_listing_reply_names_the_identity)
     struct score_result r;
     score_eval(rs, &in, l, 1, false, "192.0.2.9", &r);
     ck_assert_str_eq(r.text,
-                     "Service unavailable; helo,sender spam.example.dbl.test blocked using dbl.test");
+                     "Service unavailable; helo,sender spam.example blocked using dbl.test");
     rules_free(rs);
 }
 END_TEST
