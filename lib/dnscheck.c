@@ -168,7 +168,7 @@ int dnscheck_probe(struct dns *d, const struct dnsbl_zone *z, int64_t deadline_m
         snprintf(why, whylen, "does not list the test point %s", yes);
         return 0;
     }
-    snprintf(why, whylen, "ok: %s listed (%s), %s not listed", yes, cy, no);
+    snprintf(why, whylen, "%s listed (%s), %s not listed", yes, cy, no);
     return 1;
 }
 

@@ -19,6 +19,22 @@ void score_reply_safe(const char *in, char *out, size_t outlen)
     out[o] = 0;
 }
 
+void score_lookup_name(const struct verdict_lookup *l, const char *client_ip, char *out,
+                       size_t outlen)
+{
+    if (l->kind && !strcmp(l->kind, "ip")) {
+        snprintf(out, outlen, "%s", client_ip ? client_ip : "unknown");
+        return;
+    }
+    /* a domain is named as listed, without the zone it was asked in */
+    const char *q = l->query ? l->query : "";
+    size_t ql = strlen(q), zl = l->zone ? strlen(l->zone) : 0;
+    int keep = (int)ql;
+    if (zl && ql > zl + 1 && q[ql - zl - 1] == '.' && !strcasecmp(q + ql - zl, l->zone))
+        keep = (int)(ql - zl - 1);
+    snprintf(out, outlen, "%.*s", keep, q);
+}
+
 /* The listed lookup that weighs most: what a refused client is told. */
 static const struct verdict_lookup *heaviest_listing(const struct verdict_lookup *lk, size_t n)
 {
@@ -42,18 +58,13 @@ static void default_text(struct score_result *o, const struct verdict_lookup *lk
     if (top) {
         /* postscreen's wording, which administrators recognise */
         bool ip = !strcmp(top->kind ? top->kind : "", "ip");
-        /* a domain is named as listed, without the zone it was asked in */
-        const char *q = top->query ? top->query : "";
-        size_t ql = strlen(q), zl = strlen(top->zone ? top->zone : "");
-        int keep = (int)ql;
-        if (zl && ql > zl + 1 && q[ql - zl - 1] == '.' && !strcasecmp(q + ql - zl, top->zone))
-            keep = (int)(ql - zl - 1);
+        char name[300];
+        score_lookup_name(top, client_ip, name, sizeof name);
         if (ip)
-            sbuf_addf(&b, "Service unavailable; client [%s] blocked using %s",
-                      client_ip ? client_ip : "unknown", top->zone);
+            sbuf_addf(&b, "Service unavailable; client [%s] blocked using %s", name, top->zone);
         else
-            sbuf_addf(&b, "Service unavailable; %s %.*s blocked using %s",
-                      top->subject ? top->subject : "name", keep, q, top->zone);
+            sbuf_addf(&b, "Service unavailable; %s %s blocked using %s",
+                      top->subject ? top->subject : "name", name, top->zone);
         if (top->txt && *top->txt)
             sbuf_addf(&b, "; %s", top->txt);
     } else {

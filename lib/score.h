@@ -32,6 +32,12 @@ void score_eval(const struct ruleset *rs, const struct rules_input *in,
                 const struct verdict_lookup *lk, size_t nlk, bool at_rcpt,
                 const char *client_ip, struct score_result *out);
 
+/* What a lookup was about, for people: the client address for an ip zone,
+ * else the name asked without the zone ("spam.example" for
+ * "spam.example.dbl.example.org"). Raw text: escape it for its use. */
+void score_lookup_name(const struct verdict_lookup *l, const char *client_ip, char *out,
+                       size_t outlen);
+
 /* Copy untrusted text (a TXT record) into out as a reply-safe string:
  * printable ASCII only, '%' and control characters replaced, at most
  * outlen - 1 bytes. */

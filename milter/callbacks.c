@@ -353,7 +353,7 @@ static const char *check_of_kind(const char *kind)
 }
 
 /* One reason per lookup that matters: listings, refusals, degraded ones. */
-static void lookup_reasons(struct verdict *v)
+static void lookup_reasons(struct verdict *v, const char *client_ip)
 {
     for (size_t i = 0; i < v->nlookups; i++) {
         const struct verdict_lookup *l = &v->lookups[i];
@@ -367,8 +367,10 @@ static void lookup_reasons(struct verdict *v)
             continue;
         } else {
             const char *chk = check_of_kind(l->kind);
+            char name[300];
+            score_lookup_name(l, client_ip, name, sizeof name);
             sbuf_addf(&code, "%s_%s", chk, l->outcome);
-            sbuf_addf(&text, "%s %s %s in %s", l->subject, l->query, l->outcome, l->zone);
+            sbuf_addf(&text, "%s %s %s in %s", l->subject, name, l->outcome, l->zone);
             if (l->answer && *l->answer)
                 sbuf_addf(&text, " (%s)", l->answer);
             if (l->txt)
@@ -435,7 +437,7 @@ static void score_verdict(struct conn *c, struct verdict *v, bool at_rcpt,
     score_eval(c->policy->rules, &in, v->lookups, v->nlookups, at_rcpt, c->ip_text, res);
     v->scored = true;
     v->score = res->total;
-    lookup_reasons(v);
+    lookup_reasons(v, c->ip_text);
     if (res->threshold) {
         char text[160];
         snprintf(text, sizeof text, "score %.1f reached threshold %g (%s)%s", res->total,
