@@ -58,6 +58,36 @@ int dnsbl_codes_add(struct dnsbl_codes *c, const char *text, char *err, size_t e
     return 0;
 }
 
+static void v4_text(uint32_t a, char *out, size_t len)
+{
+    snprintf(out, len, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+void dnsbl_codes_format(const struct dnsbl_codes *c, char *out, size_t outlen)
+{
+    size_t o = 0;
+    if (!outlen)
+        return;
+    out[0] = 0;
+    for (size_t i = 0; i < c->nrange + c->nmask && o < outlen; i++) {
+        char one[40], lo[16], hi[16];
+        if (i < c->nrange) {
+            v4_text(c->range[i].lo, lo, sizeof lo);
+            v4_text(c->range[i].hi, hi, sizeof hi);
+            if (c->range[i].lo == c->range[i].hi)
+                snprintf(one, sizeof one, "%s", lo);
+            else
+                snprintf(one, sizeof one, "%s-%s", lo, hi);
+        } else {
+            snprintf(one, sizeof one, "mask:0x%x", c->mask[i - c->nrange]);
+        }
+        int n = snprintf(out + o, outlen - o, "%s%s", i ? "," : "", one);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+}
+
 bool dnsbl_codes_match(const struct dnsbl_codes *c, uint32_t code)
 {
     for (size_t i = 0; i < c->nrange; i++)

@@ -48,6 +48,9 @@ struct dnsbl_zone {
  * 127.0.0.0/8) and add it to *c. Returns 0, or -1 with a reason. */
 int dnsbl_codes_add(struct dnsbl_codes *c, const char *text, char *err, size_t errlen);
 bool dnsbl_codes_match(const struct dnsbl_codes *c, uint32_t code);
+/* "127.0.0.2,127.0.0.4-127.0.0.11,mask:0x0e" (what dnsbl_codes_add reads
+ * back), or "" for an empty set. */
+void dnsbl_codes_format(const struct dnsbl_codes *c, char *out, size_t outlen);
 
 /* The zone defaults by kind: errors 127.255.255.252-127.255.255.255 for
  * every kind, plus 127.0.0.1 for DNSBL_URI (URI lists answer it to public

@@ -345,6 +345,9 @@ static void harvest(struct dnscheck *dc, struct item *it)
         it->latency_ms = r->cached ? 0 : r->latency_ms;
     if (it->outcome == DNSBL_DEGRADED && !it->code[0])
         snprintf(it->code, sizeof it->code, "%s", dns_status_name(r->status));
+    /* an answer outside the zone's codes is clean, but keep it as evidence */
+    if (it->outcome == DNSBL_CLEAN && !it->code[0] && r->status == DNS_OK && r->nrr)
+        ip_format(&r->rr[0].addr, it->code, sizeof it->code);
     it->done = true;
     if (it->outcome == DNSBL_REFUSED && it->rz->z.kind == DNSBL_IP) {
         char why[160];

@@ -949,12 +949,24 @@ void rules_print(const struct ruleset *rs, FILE *f)
         static const char *kinds[] = { "ip", "domain", "uri" };
         fprintf(f, "zone %s %s weight %g%s", z->z.name, kinds[z->z.kind], z->z.weight,
                 z->z.txt ? " txt" : "");
+        char codes[600];
+        dnsbl_codes_format(&z->z.codes, codes, sizeof codes);
+        if (*codes)
+            fprintf(f, " codes %s", codes);
+        dnsbl_codes_format(&z->z.errors, codes, sizeof codes);
+        if (*codes)
+            fprintf(f, " errors %s", codes);
         if (z->z.timeout_ms)
             fprintf(f, " timeout %dms", z->z.timeout_ms);
-        if (z->check)
-            fprintf(f, " check%s%s%s", z->check & RULES_CHECK_HELO ? " helo" : "",
-                    z->check & RULES_CHECK_SENDER ? " sender" : "",
-                    z->check & RULES_CHECK_FROM ? " from" : "");
+        if (z->check) {
+            static const char *names[] = { "helo", "sender", "from" };
+            const char *sep = " check ";
+            for (unsigned b = 0; b < 3; b++)
+                if (z->check & (1u << b)) {
+                    fprintf(f, "%s%s", sep, names[b]);
+                    sep = ",";
+                }
+        }
         fprintf(f, "   # %s\n", z->z.where);
     }
     for (int i = 0; rs && i < RULES_SPF_COUNT; i++)

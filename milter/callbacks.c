@@ -275,7 +275,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     const struct conf *cf = c->policy->conf;
     c->trusted = c->have_ip && cidrset_contains(cf->trusted_networks, &c->ip);
     if (!c->trusted && kj.dns) {
-        c->dc = dnscheck_new(kj.dns, c->policy->rules, kj.health, (int)cf->dns_timeout_ms);
+        c->dc = dnscheck_new(kj.dns, c->policy->rules, kj.health, kj.dns_timeout_ms);
         dnscheck_client(c->dc, &c->ip);   /* all zones at once, harvested later */
     }
     return SMFIS_CONTINUE;
@@ -342,7 +342,7 @@ static void run_spf(struct conn *c)
 {
     if (c->spf_done || !kj.spf || !c->policy->rules->spf_used)
         return;
-    int64_t deadline = dns_now_ms() + c->policy->conf->dns_timeout_ms;
+    int64_t deadline = dns_now_ms() + kj.dns_timeout_ms;
     spf_check(kj.spf, &c->ip, c->helo, c->sender ? c->sender : "", deadline, &c->spf);
     c->spf_done = true;
 }

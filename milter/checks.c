@@ -18,6 +18,9 @@
 #define PROBE_MIN_GAP_MS 5000
 #define PSL_PATH "/usr/share/publicsuffix/public_suffix_list.dat"
 
+/* The probes have a resolver of their own, without a cache: a re-test must
+ * ask the list now, not remember its answer from minutes ago. */
+static struct dns *probe_dns;
 static pthread_t probe_tid;
 static bool probe_running;
 static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -31,9 +34,9 @@ static void probe_all(void)
     const struct ruleset *rs = p->rules;
     for (size_t i = 0; i < rs->nzones && !probe_stop; i++) {
         const struct dnsbl_zone *z = &rs->zones[i].z;
-        int tmo = z->timeout_ms > 0 ? z->timeout_ms : (int)p->conf->dns_timeout_ms;
+        int tmo = z->timeout_ms > 0 ? z->timeout_ms : kj.dns_timeout_ms;
         char why[300];
-        int ok = dnscheck_probe(kj.dns, z, dns_now_ms() + tmo, why, sizeof why);
+        int ok = dnscheck_probe(probe_dns, z, dns_now_ms() + tmo, why, sizeof why);
         if (ok == 1)
             dnscheck_health_ok(kj.health, z->name);
         else if (ok == 0)
@@ -102,6 +105,9 @@ int kj_checks_start(const struct conf *c)
         log_msg(LOG_ERR, "DNS resolver: %s", err);
         return -1;
     }
+    kj.dns_timeout_ms = (int)c->dns_timeout_ms;
+    dc.cache_max = 0;
+    probe_dns = dns_new(&dc, err, sizeof err);
     kj.health = dnscheck_health_new();
     dnscheck_health_on_refused(kj.health, kj_probe_now);
     kj.spf = spf_new(kj.dns, kj.hostname, err, sizeof err);
@@ -112,7 +118,7 @@ int kj_checks_start(const struct conf *c)
     if (err[0])
         log_msg(LOG_WARNING, "public suffix list: %s", err);
     probe_stop = false;
-    probe_running = pthread_create(&probe_tid, NULL, probe_thread, NULL) == 0;
+    probe_running = probe_dns && pthread_create(&probe_tid, NULL, probe_thread, NULL) == 0;
     if (!probe_running)
         log_msg(LOG_WARNING, "cannot start the blocklist probe thread");
     return 0;
@@ -132,6 +138,8 @@ void kj_checks_stop(void)
     psl_free(kj.psl);
     dnscheck_health_free(kj.health);
     dns_free(kj.dns);
+    dns_free(probe_dns);
+    probe_dns = NULL;
     kj.spf = NULL;
     kj.psl = NULL;
     kj.health = NULL;

@@ -399,8 +399,9 @@ static void reload(const char *conf_path, bool foreground)
     kj.policy = p;
     pthread_mutex_unlock(&kj.lock);
     warn_restart_only(old->conf, p->conf);
-    log_msg(LOG_NOTICE, "reloaded %s: %zu rules from %zu files, mode %s",
-            conf_path ? conf_path : "built-in defaults", p->rules->n, p->rules->nfiles,
+    log_msg(LOG_NOTICE, "reloaded %s: %zu rules, %zu zones, %zu thresholds from %zu files, mode %s",
+            conf_path ? conf_path : "built-in defaults", p->rules->n, p->rules->nzones,
+            p->rules->nthresholds, p->rules->nfiles,
             p->conf->mode == CONF_MODE_MONITOR ? "monitor" : "enforce");
     policy_unref(old);   /* connections still using it hold their own refs */
     if (kj.grants)
@@ -495,9 +496,10 @@ int main(int argc, char **argv)
         return 1;
     }
     char *sock_path = !strncmp(c->socket, "unix:", 5) ? xstrdup(c->socket + 5) : NULL;
-    log_msg(LOG_NOTICE, "started on %s as uid %ld, mode %s, %zu rules, database %s",
+    log_msg(LOG_NOTICE, "started on %s as uid %ld, mode %s, %zu rules, %zu zones, "
+            "%zu thresholds, database %s",
             c->socket, (long)getuid(), c->mode == CONF_MODE_MONITOR ? "monitor" : "enforce",
-            p->rules->n, c->database);
+            p->rules->n, p->rules->nzones, p->rules->nthresholds, c->database);
 
     /* Every thread exists now and has the signals blocked: only this one
      * takes them from here on. */

@@ -24,6 +24,7 @@ struct kj_daemon {
     struct spf *spf;
     struct psl *psl;                /* public suffixes for link domains */
     char hostname[256];             /* authserv-id when the MTA sends no {j} */
+    int dns_timeout_ms;             /* dns_timeout at start (restart only) */
     int active;                     /* connections between connect and close */
     int busy;                       /* of those, inside a MAIL transaction */
     int stopping;                   /* SIGTERM seen: take no new work */

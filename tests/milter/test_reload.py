@@ -78,7 +78,7 @@ class Reload(KjTestCase):
             self.assertContinue(old.mail("<%s>" % late))
             self.write_rules("20-late.rules",
                              'deny sender %s reply "550 5.7.1 too late"\n' % late)
-            self.hup(r"reloaded .*: 1 rules from 1 files, mode enforce")
+            self.hup(r"reloaded .*: 1 rules, 0 zones, 0 thresholds from 1 files, mode enforce")
             # the connection opened before the reload: old policy (no rule)
             self.assertContinue(old.rcpt("<u@local.test>"))
             # a new connection: the new rule
@@ -128,7 +128,7 @@ class Reload(KjTestCase):
         # a second refused reload, then a good one: the daemon is still fine
         self.hup(r"reload refused")
         os.unlink(os.path.join(self.m.rules, "30-bad.rules"))
-        self.hup(r"reloaded .*: 1 rules from 1 files")
+        self.hup(r"reloaded .*: 1 rules, 0 zones, 0 thresholds from 1 files")
 
     def test_reload_into_monitor_mode_applies_to_new_connections_only(self):
         old = self.m.session("198.51.100.7")
