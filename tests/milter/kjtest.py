@@ -413,3 +413,34 @@ class KjTestCase(unittest.TestCase):
 
     def assertContinue(self, r):
         self.assertEqual(r.cmd, "c", "expected continue, got %r" % r)
+
+
+class OwnMilterCase(KjTestCase):
+    """A daemon of the class's own: NAME, MODE, and RULES (the text of one
+    rules file) and extra_conf() (more kanjiki.conf lines) as the subclass
+    sets them; started once for the class, checked alive after each test."""
+
+    NAME = None
+    RULES = ""
+    MODE = "enforce"
+    RULES_FILE = "50-test.rules"
+
+    @classmethod
+    def extra_conf(cls):
+        return ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Milter(cls.NAME, mode=cls.MODE, rules={cls.RULES_FILE: cls.RULES},
+                          extra_conf=cls.extra_conf()).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.stop()
+
+    def setUp(self):
+        super().setUp()
+        self.m = self.inst
+
+    def tearDown(self):
+        self.assertTrue(self.m.alive(), "kanjiki-milter died:\n" + self.m.log_tail())

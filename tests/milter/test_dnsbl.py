@@ -24,7 +24,7 @@ import threading
 import time
 
 from milterdrv import SMFI_CURR_ACTS, SMFIF_QUARANTINE
-from kjtest import KjTestCase, Milter, by_sender, codes, dns_conf, dns_query
+from kjtest import OwnMilterCase, by_sender, codes, dns_conf, dns_query
 
 BL = "bl.kanjiki.test"
 
@@ -73,28 +73,14 @@ def bl_reply(ip, qname):
             % (ip, BL, txt_of(qname)))
 
 
-class DnsblCase(KjTestCase):
+class DnsblCase(OwnMilterCase):
 
-    NAME = None
-    RULES = None
-    MODE = "enforce"
     DNS_TIMEOUT = "2s"
+    RULES_FILE = "50-dnsbl.rules"
 
     @classmethod
-    def setUpClass(cls):
-        cls.inst = Milter(cls.NAME, mode=cls.MODE, rules={"50-dnsbl.rules": cls.RULES},
-                          extra_conf=dns_conf(cls.DNS_TIMEOUT)).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.inst.stop()
-
-    def setUp(self):
-        super().setUp()
-        self.m = self.inst
-
-    def tearDown(self):
-        self.assertTrue(self.m.alive(), "kanjiki-milter died:\n" + self.m.log_tail())
+    def extra_conf(cls):
+        return dns_conf(cls.DNS_TIMEOUT)
 
     def lookup(self, v, zone, subject=None):
         rows = [l for l in v["lookups"] if l["zone"] == zone

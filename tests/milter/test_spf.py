@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 
-from kjtest import KjTestCase, Milter, by_sender, codes, dns_conf
+from kjtest import OwnMilterCase, by_sender, codes, dns_conf
 
 DNS_TIMEOUT = 2.0
 
@@ -180,27 +180,14 @@ def parse_auth_results(v):
 
 # ---------------------------------------------------------------- base
 
-class SpfCase(KjTestCase):
+class SpfCase(OwnMilterCase):
     """A daemon of the class's own with RULES and the test DNS."""
 
-    NAME = None
-    RULES = None
+    RULES_FILE = "50-spf.rules"
 
     @classmethod
-    def setUpClass(cls):
-        cls.inst = Milter(cls.NAME, rules={"50-spf.rules": cls.RULES},
-                          extra_conf=dns_conf("%gs" % DNS_TIMEOUT)).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.inst.stop()
-
-    def setUp(self):
-        super().setUp()
-        self.m = self.inst
-
-    def tearDown(self):
-        self.assertTrue(self.m.alive(), "kanjiki-milter died:\n" + self.m.log_tail())
+    def extra_conf(cls):
+        return dns_conf("%gs" % DNS_TIMEOUT)
 
     def addr(self, domain, tag="s"):
         """An address at DOMAIN unique to this test (for by_sender)."""
