@@ -481,6 +481,8 @@ struct flight {
     struct dns_req *waiters;     /* requests still waiting for the answer */
     struct flight *qnext;        /* send queue */
     struct dns *d;
+    bool sent;                   /* handed to c-ares (under mu) */
+    bool abandoned;              /* sent, and nobody waits any more */
 };
 
 struct centry {
@@ -517,6 +519,10 @@ struct dns {
 
     size_t outstanding;          /* handed to c-ares, not answered yet;
                                     written by the resolver thread only */
+    size_t abandoned;            /* of those, how many nobody waits for
+                                    (under mu): they do not count against
+                                    MAX_OUTSTANDING, so a list that stops
+                                    answering cannot starve the others */
 
     /* the resolver thread's own */
     struct sockw *socks;
@@ -615,6 +621,10 @@ static void waiter_unlink(struct dns_req *r)
         r->wnext->wprev = r->wprev;
     r->f = NULL;
     r->wprev = r->wnext = NULL;
+    if (f->sent && !f->waiters && !f->abandoned) {
+        f->abandoned = true;
+        r->d->abandoned++;
+    }
 }
 
 static void req_finish(struct dns_req *r)
@@ -746,6 +756,8 @@ static void flight_done(struct dns *d, struct flight *f, struct answer *a)
         cache_put(d, &f->h, a, now);
     while (f->waiters)
         req_answer(d, f->waiters, a, now);
+    if (f->abandoned)
+        d->abandoned--;
     pthread_mutex_unlock(&d->mu);
     answer_unref(a);
     free(f->h.name);
@@ -764,11 +776,34 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     flight_done(d, f, a);
 }
 
+/* Under mu: true when no waiter of f can still use an answer. A list that
+ * stops answering must not fill the c-ares slots with queries nobody waits
+ * for any more, ahead of the queries of healthy lists. */
+static bool flight_stale(const struct flight *f, int64_t now)
+{
+    for (const struct dns_req *r = f->waiters; r; r = r->wnext)
+        if (r->deadline > now)
+            return false;
+    return true;
+}
+
 static void send_flights(struct dns *d, struct flight *q)
 {
     while (q) {
         struct flight *f = q;
         q = q->qnext;
+        pthread_mutex_lock(&d->mu);
+        int64_t now = dns_now_ms();
+        if (flight_stale(f, now)) {
+            while (f->waiters)
+                req_timeout(d, f->waiters, now);
+            ht_del(&d->flights, &f->h);
+            pthread_mutex_unlock(&d->mu);
+            free(f->h.name);
+            free(f);
+            continue;
+        }
+        pthread_mutex_unlock(&d->mu);
         unsigned char *buf = NULL;
         int len = 0;
         int rc = ares_create_query(f->h.name, DNS_CLASS_IN, (int)f->h.type, 0, 1, &buf, &len, 0);
@@ -779,6 +814,7 @@ static void send_flights(struct dns *d, struct flight *q)
         pthread_mutex_lock(&d->mu);
         d->st.sent++;
         d->outstanding++;
+        f->sent = true;
         pthread_mutex_unlock(&d->mu);
         ares_send(d->ch, buf, len, on_answer, f);   /* may call back at once */
         ares_free_string(buf);
@@ -819,7 +855,8 @@ static void *resolver_main(void *arg)
         pthread_mutex_lock(&d->mu);
         bool stop = d->stopping;
         struct flight *q = d->qhead, *last = NULL;
-        size_t room = d->outstanding < MAX_OUTSTANDING ? MAX_OUTSTANDING - d->outstanding : 0;
+        size_t live = d->outstanding - d->abandoned;
+        size_t room = live < MAX_OUTSTANDING ? MAX_OUTSTANDING - live : 0;
         for (size_t i = 0; i < SEND_BURST && i < room && d->qhead; i++) {
             last = d->qhead;
             d->qhead = last->qnext;
@@ -1178,6 +1215,10 @@ struct dns_req *dns_query(struct dns *d, const char *name, enum dns_type type,
         d->qtail = f;
         wake = !d->kicked;
         d->kicked = true;
+    }
+    if (f->abandoned) {   /* someone wants its answer again */
+        f->abandoned = false;
+        d->abandoned--;
     }
     r->f = f;
     r->wnext = f->waiters;

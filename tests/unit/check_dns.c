@@ -89,6 +89,7 @@ static const struct frule rules[] = {
       { { DNS_T_TXT, 300, "v=spf1 " S200 "|" S200 "|" S200, 0, NULL } } },
     { "*.nx.many.test", 0, FK_NX, 0, 600, 300, { { 0 } } },
     { "*.many.test", DNS_T_A, FK_ANSWER, 0, -1, 0, { { DNS_T_A, 300, "127.0.0.2", 0, NULL } } },
+    { "*.quiet.test", 0, FK_SILENT, 0, -1, 0, { { 0 } } },
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 
@@ -1114,6 +1115,32 @@ START_TEST(test_bursts_of_distinct_names_all_answered)
 }
 END_TEST
 
+/* A list that stops answering: thousands of abandoned queries to it must
+ * not hold every c-ares slot, nor queue ahead of a healthy name. */
+START_TEST(test_abandoned_queries_to_a_silent_list_do_not_starve_others)
+{
+    struct dns *d = mk_full(0, 3000, 3600);   /* c-ares would wait 3 s per try */
+    int64_t dl = dns_now_ms() + 100;
+    char name[64];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "q%d.quiet.test", i);
+        struct dns_req *r = dns_query(d, name, DNS_T_A, dl);
+        ck_assert_ptr_nonnull(r);
+        dns_req_free(r);   /* the caller's deadline passes; nobody waits */
+    }
+    sleep_ms(200);
+    int64_t t0 = dns_now_ms();
+    struct dns_req *r = dns_query(d, "a.test", DNS_T_A, t0 + 1500);
+    const struct dns_result *res = dns_wait(r, t0 + 1500);
+    ck_assert_msg(res->status == DNS_OK, "healthy name: %s after %lld ms (%s)",
+                  dns_status_name(res->status), (long long)(dns_now_ms() - t0), res->error);
+    ck_assert_int_lt(dns_now_ms() - t0, 500);
+    dns_req_free(r);
+    ck_assert_int_lt(hits("*.quiet.test"), 2000);   /* stale ones were never sent */
+    dns_free(d);
+}
+END_TEST
+
 START_TEST(test_free_while_pending_and_after_dns_free)
 {
     struct dns *d = mk(100);
@@ -1246,6 +1273,7 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, test_cache_entries_expire_by_ttl);
     tcase_add_test(tc, test_cache_bounded_least_recently_used_goes);
     tcase_add_test(tc, test_wait_ends_at_its_deadline_with_silent_server);
+    tcase_add_test(tc, test_abandoned_queries_to_a_silent_list_do_not_starve_others);
     tcase_add_test(tc, test_late_answer_still_fills_cache);
     tcase_add_test(tc, test_poll_does_not_block);
     tcase_add_test(tc, test_identical_queries_in_flight_share_one_packet);
