@@ -406,7 +406,7 @@ int addr_header_domain(const char *value, char *out, size_t outlen)
         return -1;
     /* Skip comments and quoted display names, then take the first
      * angle-addr, else the first word holding '@'. */
-    size_t n = strnlen(value, 4096);
+    size_t n = strnlen(value, 65536);
     char *clean = xmalloc(n + 1);
     size_t o = 0;
     int depth = 0;

@@ -589,24 +589,38 @@ static void load_rcpts(struct store *s, struct verdict *v, const char *json)
     sqlite3_clear_bindings(s->rcpts);
 }
 
-/* The verdict's lookups rows as one JSON array (v->lookups_json). */
+/* The verdict's lookups rows as one JSON array (v->lookups_json), written
+ * by verdict_lookups_to_json so that DNS text (TXT records may hold
+ * anything) is escaped the same way as every other field. */
 static void load_lookups(struct store *s, struct verdict *v)
 {
     static const char sql[] =
-        "SELECT json_group_array(json_object('zone', zone, 'kind', kind,"
-        " 'subject', subject, 'query', query, 'outcome', outcome, 'answer', answer,"
-        " 'txt', txt, 'ttl', ttl, 'latency_ms', latency_ms,"
-        " 'cached', json(CASE cached WHEN 0 THEN 'false' ELSE 'true' END),"
-        " 'weight', weight)) FROM (SELECT * FROM lookups WHERE verdict_id = ?1"
-        " ORDER BY rowid)";
-    if (!s->lks && sqlite3_prepare_v2(s->db, sql, -1, &s->lks, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int64(s->lks, 1, v->id);
-    if (sqlite3_step(s->lks) == SQLITE_ROW)
-        v->lookups_json = col_dup(s->lks, 0);
-    sqlite3_reset(s->lks);
-    if (!v->lookups_json)
-        v->lookups_json = xstrdup("[]");
+        "SELECT zone, kind, subject, query, outcome, answer, txt, ttl, latency_ms, cached,"
+        " weight FROM lookups WHERE verdict_id = ?1 ORDER BY rowid";
+    struct verdict *tmp = verdict_new(VERDICT_KIND_MESSAGE);
+    if (s->lks || sqlite3_prepare_v2(s->db, sql, -1, &s->lks, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(s->lks, 1, v->id);
+        while (sqlite3_step(s->lks) == SQLITE_ROW) {
+            char *t[7];
+            for (int i = 0; i < 7; i++)
+                t[i] = col_dup(s->lks, i);
+            struct verdict_lookup l = {
+                .zone = t[0], .kind = t[1], .subject = t[2], .query = t[3], .outcome = t[4],
+                .answer = t[5], .txt = t[6],
+                .ttl = sqlite3_column_type(s->lks, 7) == SQLITE_NULL
+                           ? -1 : sqlite3_column_int(s->lks, 7),
+                .latency_ms = sqlite3_column_int64(s->lks, 8),
+                .cached = sqlite3_column_int(s->lks, 9) != 0,
+                .weight = sqlite3_column_double(s->lks, 10),
+            };
+            verdict_add_lookup(tmp, &l);
+            for (int i = 0; i < 7; i++)
+                free(t[i]);
+        }
+        sqlite3_reset(s->lks);
+    }
+    v->lookups_json = verdict_lookups_to_json(tmp);
+    verdict_free(tmp);
 }
 
 static int kind_parse(const char *s, enum verdict_kind *out)

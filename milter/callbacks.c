@@ -24,7 +24,9 @@
 #define MAX_HEADER_ITEMS 8   /* monitor header lists this many recipients */
 #define URI_MAX_BYTES (256 * 1024)   /* body bytes scanned for links */
 #define URI_MAX_HOSTS 32             /* distinct link domains looked up */
-#define MAX_HDR_VALUE 998            /* RFC 5322 line limit; longer is cut */
+#define MAX_FORGED 32               /* forged result headers deleted at most */
+#define MAX_HDR_VALUE 65536          /* a folded header may be long; libmilter
+                                        bounds it too */
 
 struct kj_daemon kj = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -38,6 +40,7 @@ struct conn {
     char *helo;
     char *mta_name;         /* {j}: the MTA's name, authserv-id of our headers */
     bool trusted;           /* trusted_networks: no spam checks */
+    bool granted;           /* a POP/IMAP-before-SMTP grant: no spam checks */
     struct dnscheck *dc;    /* blocklist lookups (client, HELO, then per message) */
     /* transaction */
     char *sender;
@@ -45,6 +48,7 @@ struct conn {
     char *queue_id;
     bool in_txn;            /* counted in kj.busy */
     bool can_skip;          /* the MTA understands SMFIS_SKIP */
+    bool can_chghdrs;       /* the MTA lets us delete headers */
     size_t nallowed;        /* recipients an allow rule accepted */
     struct verdict *msg;    /* the message verdict being built */
     struct sbuf monitor;    /* monitor mode: what would have been refused */
@@ -56,6 +60,13 @@ struct conn {
     struct verdict *early_ev;  /* its evidence, copied to refused recipients */
     bool have_from;
     char *ctype, *cte;      /* top-level Content-Type / -Transfer-Encoding */
+    /* headers that claim to be ours, deleted at the end of the message:
+     * Authentication-Results with our authserv-id (RFC 8601 section 5) and
+     * any X-Kanjiki-* that a sender (or an earlier hop) put there */
+    unsigned ar_seen;                 /* Authentication-Results so far */
+    unsigned ar_forged[MAX_FORGED];   /* their 1-based indexes */
+    size_t n_ar_forged;
+    unsigned xk_seen[3];              /* X-Kanjiki-Score, -Spam, -Monitor */
     struct uri_scan *uri;
 };
 
@@ -122,6 +133,9 @@ static void txn_reset(struct conn *c)
     free(c->queue_id);
     c->sender = c->auth_user = c->queue_id = NULL;
     c->spf_done = c->early_done = c->have_from = false;
+    c->ar_seen = 0;
+    c->n_ar_forged = 0;
+    memset(c->xk_seen, 0, sizeof c->xk_seen);
     c->nallowed = 0;
     verdict_free(c->early_ev);
     c->early_ev = NULL;
@@ -212,12 +226,14 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 {
     (void)f2;
     (void)f3;
-    /* Adding headers (results, tags, monitor notes) and quarantine. */
+    /* Adding headers (results, tags, monitor notes), deleting forged
+     * ones, and quarantine. */
     if (!(f0 & SMFIF_ADDHDRS))
         log_msg(LOG_ERR, "MTA does not offer adding headers; result headers disabled");
     if (!(f0 & SMFIF_QUARANTINE))
         log_msg(LOG_WARNING, "MTA does not offer quarantine; quarantine acts as tag");
-    *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_QUARANTINE);
+    *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_CHGHDRS);
+    conn_of(ctx)->can_chghdrs = (f0 & SMFIF_CHGHDRS) != 0;
     /* Skip what we never read: DATA and unknown commands. Headers give the
      * From: domain and the MIME type; the body gives the links. SKIP lets
      * the body callback stop the body early when no URI list is used. */
@@ -274,7 +290,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     /* Trusted clients are our own: blocklists and SPF are not for them. */
     const struct conf *cf = c->policy->conf;
     c->trusted = c->have_ip && cidrset_contains(cf->trusted_networks, &c->ip);
-    if (!c->trusted && kj.dns) {
+    if (!c->trusted && kj.dns && c->have_ip) {
         c->dc = dnscheck_new(kj.dns, c->policy->rules, kj.health, kj.dns_timeout_ms);
         dnscheck_client(c->dc, &c->ip);   /* all zones at once, harvested later */
     }
@@ -312,10 +328,12 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 
 /* ---- spam checks: blocklists, SPF, score rules ---- */
 
-/* Our own clients (trusted networks, SMTP AUTH) are not scored. */
+/* Our own clients (trusted networks, SMTP AUTH, POP/IMAP-before-SMTP
+ * grants: roaming users on dynamic addresses, which IP lists list) are not
+ * scored. */
 static bool scoring_on(const struct conn *c)
 {
-    return !c->trusted && !c->auth_user && c->have_ip;
+    return !c->trusted && !c->granted && !c->auth_user && c->have_ip;
 }
 
 /* Is there anything to score with? Without it no score header is added. */
@@ -427,8 +445,10 @@ static void score_input(const struct conn *c, struct addr *sender, struct rules_
     in->sender_domain = have && sender->domain[0] ? sender->domain : NULL;
 }
 
-/* Score v's evidence; record the score and a reason when a threshold acts. */
-static void score_verdict(struct conn *c, struct verdict *v, bool at_rcpt,
+/* Score v's evidence; record the score and a reason when a threshold is
+ * reached (score_ACTION, or score_exempt when allow rules took every
+ * recipient out of its reach). */
+static void score_verdict(struct conn *c, struct verdict *v, bool at_rcpt, bool exempt,
                           struct score_result *res)
 {
     struct addr sender;
@@ -439,12 +459,16 @@ static void score_verdict(struct conn *c, struct verdict *v, bool at_rcpt,
     v->score = res->total;
     lookup_reasons(v, c->ip_text);
     if (res->threshold) {
-        char text[160];
+        char text[240];
         snprintf(text, sizeof text, "score %.1f reached threshold %g (%s)%s", res->total,
                  res->threshold->score, verdict_action_name(res->action),
                  v->degraded ? "; some checks degraded" : "");
         char code[32];
-        snprintf(code, sizeof code, "score_%s", verdict_action_name(res->action));
+        snprintf(code, sizeof code, "score_%s",
+                 exempt ? "exempt" : verdict_action_name(res->action));
+        if (exempt)
+            snprintf(text + strlen(text), sizeof text - strlen(text),
+                     "; not applied: every recipient was accepted by an allow rule");
         struct verdict_reason *r = verdict_add_reason(v, "score", code, text);
         verdict_set(&r->rule, res->threshold->where);
     }
@@ -463,7 +487,7 @@ static const struct score_result *early_score(struct conn *c)
     run_spf(c);
     c->early_ev = verdict_new(VERDICT_KIND_RCPT);
     gather(c, c->early_ev);
-    score_verdict(c, c->early_ev, true, &c->early);
+    score_verdict(c, c->early_ev, true, false, &c->early);
     return &c->early;
 }
 
@@ -510,6 +534,8 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     bool grant = c->have_ip && kj.grants &&
                  popauth_cache_match(kj.grants, &c->ip, cf->popauth_ipv6_prefix,
                                      tu_now_ms() / 1000, NULL, 0);
+    if (grant)
+        c->granted = true;   /* one of our users, like SMTP AUTH */
     struct policy_txn t = {
         .client = c->have_ip ? &c->ip : NULL,
         .daemon = c->have_daemon ? &c->daemon : NULL,
@@ -590,10 +616,53 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     return rc;
 }
 
+static const char *const our_headers[3] = {
+    "X-Kanjiki-Score", "X-Kanjiki-Spam", "X-Kanjiki-Monitor",
+};
+
+static const char *authserv_id(const struct conn *c)
+{
+    return c->mta_name ? c->mta_name : kj.hostname;
+}
+
+/* Remember headers that pretend to come from us (see struct conn). */
+static void note_forged(struct conn *c, const char *name, const char *value)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (!strcasecmp(name, our_headers[i]))
+            c->xk_seen[i]++;
+    if (strcasecmp(name, "Authentication-Results"))
+        return;
+    c->ar_seen++;
+    const char *p = value + strspn(value, " \t\r\n");
+    size_t n = strcspn(p, "; \t\r\n");
+    const char *id = authserv_id(c);
+    if (n == strlen(id) && !strncasecmp(p, id, n) && c->n_ar_forged < MAX_FORGED)
+        c->ar_forged[c->n_ar_forged++] = c->ar_seen;
+}
+
+/* Delete them, last first so that the indexes of the others stay right. */
+static void delete_forged(SMFICTX *ctx, struct conn *c)
+{
+    if (!c->can_chghdrs)
+        return;
+    for (size_t i = c->n_ar_forged; i-- > 0;)
+        if (smfi_chgheader(ctx, "Authentication-Results", (int)c->ar_forged[i], NULL) !=
+            MI_SUCCESS)
+            log_msg(LOG_WARNING, "could not delete a forged Authentication-Results header");
+    for (size_t h = 0; h < 3; h++)
+        for (unsigned i = c->xk_seen[h]; i > 0; i--)
+            if (smfi_chgheader(ctx, (char *)our_headers[h], (int)i, NULL) != MI_SUCCESS)
+                log_msg(LOG_WARNING, "could not delete a forged %s header", our_headers[h]);
+}
+
 static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
 {
     struct conn *c = smfi_getpriv(ctx);
-    if (!c || !c->msg || !name || !value || !scoring_on(c))
+    if (!c || !c->msg || !name || !value)
+        return SMFIS_CONTINUE;
+    note_forged(c, name, value);
+    if (!scoring_on(c))
         return SMFIS_CONTINUE;
     if (!strcasecmp(name, "From") && !c->have_from) {
         /* only the first From: counts; a second one is a forgery trick */
@@ -653,7 +722,7 @@ static void spf_headers(SMFICTX *ctx, const struct conn *c)
     if (!c->spf_done)
         return;
     struct sbuf b = SBUF_INIT;
-    const char *id = c->mta_name ? c->mta_name : kj.hostname;
+    const char *id = authserv_id(c);
     esc_header(&b, id, strnlen(id, MAX_HELO));
     sbuf_addf(&b, "; %s", c->spf.auth_results);
     add_header(ctx, true, "Authentication-Results", sbuf_str(&b));
@@ -678,19 +747,17 @@ static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
     }
     run_spf(c);
     gather(c, v);
+    /* recipients that would have been refused (monitor) do not count */
+    size_t kept = v->nrcpts - c->monitor_refused;
+    bool exempt = c->nallowed && c->nallowed == kept;
     struct score_result res;
-    score_verdict(c, v, false, &res);
+    score_verdict(c, v, false, exempt, &res);
     spf_headers(ctx, c);
     char hv[96];
     snprintf(hv, sizeof hv, "%.1f%s", res.total, v->degraded ? " (degraded)" : "");
     add_header(ctx, false, "X-Kanjiki-Score", hv);
-    if (res.action == VERDICT_ACCEPT)
+    if (res.action == VERDICT_ACCEPT || exempt)
         return SMFIS_CONTINUE;
-    if (c->nallowed && c->nallowed == v->nrcpts) {
-        verdict_add_reason(v, "rule", "allow_rule",
-                           "every recipient was accepted by an allow rule: score not applied");
-        return SMFIS_CONTINUE;
-    }
     if (v->monitor || c->policy->conf->mode == CONF_MODE_MONITOR) {
         v->monitor = true;
         if (res.action > v->action)
@@ -750,6 +817,7 @@ static sfsistat on_eom(SMFICTX *ctx)
         if (c->monitor_items > MAX_HEADER_ITEMS)
             sbuf_addf(&c->monitor, "; and %zu more", c->monitor_items - MAX_HEADER_ITEMS);
     }
+    delete_forged(ctx, c);
     sfsistat rc = score_message(ctx, c, v);
     if (c->monitor.len)
         add_header(ctx, false, "X-Kanjiki-Monitor", sbuf_str(&c->monitor));
@@ -783,7 +851,7 @@ int kj_register(void)
     static struct smfiDesc desc = {
         .xxfi_name = "kanjiki",
         .xxfi_version = SMFI_VERSION,
-        .xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE,
+        .xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_CHGHDRS,
         .xxfi_connect = on_connect,
         .xxfi_helo = on_helo,
         .xxfi_envfrom = on_envfrom,

@@ -88,9 +88,14 @@ int kj_checks_start(const struct conf *c)
     if (gethostname(kj.hostname, sizeof kj.hostname - 1) < 0 || !kj.hostname[0])
         snprintf(kj.hostname, sizeof kj.hostname, "localhost");
     /* c-ares doubles the wait on each try: T/3 then 2T/3, so a retry (or
-     * a second server) still fits in dns_timeout; the deadline itself is
-     * ours (every wait is cut there). */
-    int per_try = (int)(c->dns_timeout_ms / 3);
+     * a second server) still fits in T; the deadlines themselves are ours
+     * (every wait is cut there). T is the longest deadline in use at start:
+     * dns_timeout or a zone's own longer timeout. */
+    int64_t longest = c->dns_timeout_ms;
+    for (size_t i = 0; kj.policy && i < kj.policy->rules->nzones; i++)
+        if (kj.policy->rules->zones[i].z.timeout_ms > longest)
+            longest = kj.policy->rules->zones[i].z.timeout_ms;
+    int per_try = (int)(longest / 3);
     struct dns_config dc = {
         .servers = (const char *const *)c->dns_servers.v,
         .nservers = c->dns_servers.n,

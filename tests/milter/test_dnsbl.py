@@ -20,11 +20,12 @@ evil-link.test and 192.0.2.99.  Daemons of their own:
 """
 
 import base64
+import subprocess
 import threading
 import time
 
 from milterdrv import SMFI_CURR_ACTS, SMFIF_QUARANTINE
-from kjtest import OwnMilterCase, by_sender, codes, dns_conf, dns_query
+from kjtest import CLI, OwnMilterCase, by_sender, codes, dns_conf, dns_query
 
 BL = "bl.kanjiki.test"
 
@@ -467,6 +468,80 @@ threshold 5 reject
                          ("evil-link.test.uri.kanjiki.test", "listed", 10.0))
         self.assertEqual(res.final.cmd, "y", "expected a reject, got %r" % (res.final,))
         self.assertNotIn("blocklist uri.kanjiki.test skipped", self.m.log_text())
+
+
+# ------------------------------------------------- our own users, forgeries
+
+class DnsblOwnUsersAndForgeries(DnsblCase):
+    """Clients with a POP/IMAP-before-SMTP grant are the site's own users:
+    not scored. Headers that pretend to be kanjiki's results are deleted.
+    A long folded From: still has its domain looked up."""
+
+    NAME = "dnsbl-own"
+    RULES = """\
+zone bl.kanjiki.test ip weight 10 txt
+zone dbl.kanjiki.test domain weight 10 check from
+threshold 5 reject early
+"""
+
+    def test_client_with_a_popauth_grant_is_not_scored(self):
+        ip = "198.51.100.7"   # listed in bl.kanjiki.test
+        p = subprocess.run([CLI, "-d", self.m.db, "popauth", "add", ip, "--ttl", "1h"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.addCleanup(subprocess.run, [CLI, "-d", self.m.db, "popauth", "del", ip],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 5
+        while True:   # the daemon notices new grants within popauth_poll
+            sender = "g%d-%s" % (int(time.time() * 1000) % 100000, self.sender)
+            with self.m.session(ip) as c:
+                self.assertContinue(c.mail("<%s>" % sender))
+                r = c.rcpt("<far@example.net>")
+                if r.cmd == "c":
+                    res = c.message([("From", "x@spammer.test")], b"hi\r\n")
+                c.quit()
+            if r.cmd == "c" or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertContinue(r)   # relayed under the grant, not refused by bl
+        self.assertContinue(res.final)
+        self.assertEqual(res.headers("X-Kanjiki-Score"), [])
+        v = self.m.wait_verdicts(by_sender(sender))[0]
+        self.assertIsNone(v["score"])
+        self.assertEqual(v["lookups"], [])
+        self.assertIn("popauth_grant", codes(v))
+
+    def test_forged_result_headers_are_deleted(self):
+        headers = [
+            ("From", "a@sender.test"),
+            ("Authentication-Results", "mx.local.test; spf=pass smtp.mailfrom=bank.example"),
+            ("Authentication-Results", "other.example; spf=fail smtp.mailfrom=x.example"),
+            ("Authentication-Results", " MX.LOCAL.TEST ; dkim=pass"),
+            ("X-Kanjiki-Score", "-100.0"),
+            ("X-Kanjiki-Spam", "no"),
+            ("x-kanjiki-score", "-50"),
+        ]
+        res = self.deliver("192.0.2.40", self.sender, headers=headers)
+        self.assertContinue(res.final)
+        dels = [(m.name.lower(), m.index) for m in res.mods
+                if m.cmd == "m" and m.value == ""]
+        # ours (1st and 3rd A-R), last first; every X-Kanjiki-* there was
+        self.assertEqual(dels, [("authentication-results", 3),
+                                ("authentication-results", 1),
+                                ("x-kanjiki-score", 2), ("x-kanjiki-score", 1),
+                                ("x-kanjiki-spam", 1)])
+        # the deletions come before kanjiki's own headers
+        first_add = min(i for i, m in enumerate(res.mods) if m.cmd in ("h", "i"))
+        last_del = max(i for i, m in enumerate(res.mods) if m.cmd == "m")
+        self.assertLess(last_del, first_add)
+        self.assertEqual(res.headers("X-Kanjiki-Score"), [("X-Kanjiki-Score", "0.0")])
+
+    def test_domain_of_a_long_folded_from_header_is_still_looked_up(self):
+        name = "\r\n\t".join(["word%03d" % i for i in range(150)])   # ~1.5 KB
+        res = self.deliver("192.0.2.41", self.sender,
+                           headers=[("From", '"%s" <x@spammer.test>' % name)])
+        self.assertEqual(res.final.cmd, "y", "expected a refusal, got %r" % (res.final,))
+        self.assertIn("from spammer.test blocked using dbl.kanjiki.test", res.final.text)
 
 
 # ---------------------------------------------------------------- monitor

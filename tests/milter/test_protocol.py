@@ -4,7 +4,7 @@ sessions at once."""
 
 import threading
 
-from milterdrv import (SMFIF_ADDHDRS, SMFIF_QUARANTINE, SMFIP_NOBODY, SMFIP_NODATA, SMFIP_NOEOH,
+from milterdrv import (SMFIF_ADDHDRS, SMFIF_CHGHDRS, SMFIF_QUARANTINE, SMFIP_NOBODY, SMFIP_NODATA, SMFIP_NOEOH,
                        SMFIP_NOHDRS, SMFIP_NOUNKNOWN, SMFIP_SKIP, SMFIM_CONNECT,
                        SMFIM_ENVFROM, SMFIM_ENVRCPT, SMFIM_EOM, SMFI_CURR_PROT)
 from kjtest import KjTestCase, by_sender, codes
@@ -19,8 +19,9 @@ class Negotiation(KjTestCase):
             o = c.negotiate()
             c.quit()
         self.assertEqual(o.version, 6)
-        # headers are added (results, tags) and messages may be quarantined
-        self.assertEqual(o.actions, SMFIF_ADDHDRS | SMFIF_QUARANTINE)
+        # headers are added (results, tags), forged result headers deleted,
+        # messages quarantined
+        self.assertEqual(o.actions, SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_CHGHDRS)
         # headers and body are read (From: domain, links); DATA and unknown
         # commands are not; SKIP lets the body stop early
         skip = SMFIP_NOUNKNOWN | SMFIP_NODATA
