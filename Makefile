@@ -5,6 +5,7 @@
 #   make check-asan unit tests built with AddressSanitizer + UBSan
 #   make demo       private Postfix on loopback with kanjiki-milter in front
 #   make bench      resolver benchmarks (figures, not pass/fail)
+#   make corpus     replay ../shared/corpus through the snowshoe detector (figures)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, config)
 
 PREFIX     ?= /usr/local
@@ -41,7 +42,7 @@ SQL      = $(sort $(wildcard sql/[0-9]*.sql))
 LIBS     = -lsqlite3 -lspf2 -lcares -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-.PHONY: all deps check check-asan unit milter-tests e2e demo bench install clean
+.PHONY: all deps check check-asan unit milter-tests e2e demo bench corpus install clean
 
 all: $(BUILD)/kanjiki-milter $(BUILD)/kanjiki
 
@@ -106,6 +107,10 @@ $(BUILD)/bench_dns: tests/bench/bench_dns.c $(BUILD)/libkanjiki.a
 
 bench: $(BUILD)/bench_dns
 	@sh tests/bench/run.sh $(BUILD)
+
+# A measurement on the evaluation corpus when it is there (SKIP otherwise).
+corpus: all
+	@python3 tests/corpus/measure.py $(BUILD)
 
 demo: deps
 	$(MAKE) all

@@ -16,6 +16,8 @@ static const char *usage_text =
     "                        --dns also tests every blocklist zone (RFC 5782)\n"
     "  query [FILTERS]       list verdicts (kanjiki query --help)\n"
     "  stats [--since WHEN]  verdicts per action, blocklist zone health\n"
+    "  replay FILE|DIR...    run stored mail through the snowshoe detector\n"
+    "                        (kanjiki replay --help)\n"
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
     "                        (kanjiki popauth --help)\n"
     "See kanjiki(1).\n";
@@ -84,6 +86,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "query"))
         rc = cmd_query(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "replay"))
+        rc = cmd_replay(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "stats"))
         rc = cmd_stats(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "popauth"))
