@@ -129,7 +129,7 @@ install: all
 	@# never overwrite an administrator's edited policy
 	test -e $(DESTDIR)$(SYSCONFDIR)/kanjiki.conf || \
 	  install -m 0644 contrib/kanjiki.conf $(DESTDIR)$(SYSCONFDIR)/kanjiki.conf
-	for f in rules/*.rules; do \
+	for f in rules/*.rules rules/*.list; do \
 	  test -e $(DESTDIR)$(SYSCONFDIR)/$$f || install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/$$f; \
 	done
 

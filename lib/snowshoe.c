@@ -151,6 +151,7 @@ struct domain {
     struct node n;
     int64_t first, last;
     uint32_t msgs, spam;
+    int64_t spam_t;             /* the last spam verdict for this domain */
     struct devent ev[RING_DOMAIN];
     unsigned head, count;
 };
@@ -637,6 +638,12 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
         dn->last = now;
     }
 
+    /* a throwaway domain comes back: it was called spam before */
+    if (dn && dn->spam && now - dn->spam_t <= s->cfg.long_window_ms && !r->platform) {
+        add(r, "domain_spam", 2.0, "%s was called spam %u times, last %lld days ago", sdom,
+            dn->spam, (long long)((now - dn->spam_t) / 86400000));
+        cl += 2.0;
+    }
     double trust = 0;
     if (dom_aged) {
         add(r, "aged_domain", -2.0, "%s known for %lld days, no spam", sdom,
@@ -679,8 +686,10 @@ void snowshoe_spam(struct snowshoe *s, const struct snowshoe_msg *m)
         b->mem_t = m->time_ms;
     }
     struct domain *dn = *sdom ? t_get(&s->domains, fnv_lower(sdom), sdom, false) : NULL;
-    if (dn)
+    if (dn) {
         dn->spam++;
+        dn->spam_t = m->time_ms;
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

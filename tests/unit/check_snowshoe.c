@@ -201,6 +201,25 @@ START_TEST(test_spam_memory_decays_with_time)
 }
 END_TEST
 
+START_TEST(test_a_domain_called_spam_is_remembered_when_it_comes_back)
+{
+    struct snowshoe *s = mk(NULL);
+    struct ip a;
+    ip_parse("198.51.100.9", &a);
+    struct snowshoe_msg m = { .time_ms = T0, .client = &a, .env_domain = "throwaway.example" };
+    struct snowshoe_result r;
+    snowshoe_eval(s, &m, &r);
+    ck_assert(!has(&r, "domain_spam"));
+    snowshoe_spam(s, &m);
+    msg(s, T0 + 3 * DAY, "203.0.113.50", "x.example", NULL, "throwaway.example", "s", &r);
+    ck_assert(has(&r, "domain_spam"));
+    ck_assert(r.cluster);
+    msg(s, T0 + 40 * DAY, "203.0.113.51", "x.example", NULL, "throwaway.example", "s", &r);
+    ck_assert(!has(&r, "domain_spam"));   /* older than the 30-day history */
+    snowshoe_free(s);
+}
+END_TEST
+
 START_TEST(test_per_message_signals_alone_never_reach_a_reject)
 {
     struct snowshoe *s = mk(NULL);
@@ -340,6 +359,7 @@ static Suite *snowshoe_suite(void)
     tcase_add_test(t, test_shared_platform_is_counted_by_sender_domain_not_block);
     tcase_add_test(t, test_legitimate_bulk_farm_with_one_domain_is_not_spam);
     tcase_add_test(t, test_spam_memory_decays_with_time);
+    tcase_add_test(t, test_a_domain_called_spam_is_remembered_when_it_comes_back);
     tcase_add_test(t, test_per_message_signals_alone_never_reach_a_reject);
     tcase_add_test(t, test_aged_clean_domain_is_trusted);
     tcase_add_test(t, test_same_subject_from_many_blocks_and_domains);
