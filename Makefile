@@ -42,7 +42,7 @@ SQL      = $(sort $(wildcard sql/[0-9]*.sql))
 LIBS     = -lsqlite3 -lspf2 -lcares -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-.PHONY: all deps check check-asan unit milter-tests e2e demo bench corpus install clean
+.PHONY: all deps check check-asan unit cli-tests milter-tests e2e demo bench corpus install clean
 
 all: $(BUILD)/kanjiki-milter $(BUILD)/kanjiki
 
@@ -80,6 +80,10 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \
 	  echo "== $$t"; CK_FORK=yes KANJIKI_TESTDATA=tests/data $$t; done
 
+# The command line on crafted input (kanjiki replay).
+cli-tests: all
+	@python3 tests/cli/test_replay.py $(BUILD)
+
 # The real daemon driven over its socket by our own milter-protocol client.
 milter-tests: all
 	@sh tests/milter/run.sh $(BUILD)
@@ -91,6 +95,7 @@ e2e: all
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) cli-tests
 	$(MAKE) milter-tests
 	$(MAKE) e2e
 
