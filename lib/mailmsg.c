@@ -38,6 +38,7 @@
 #include "addr.h"
 #include "ip.h"
 #include "sbuf.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #define MM_MAX_VALUE   (64 * 1024)    /* bytes kept of one unfolded field */
@@ -251,16 +252,6 @@ char *mailmsg_header(const char *text, size_t len, const char *name)
 
 /* ---- dates (RFC 5322 with the obsolete forms, and asctime) ------------- */
 
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int month_of(const char *w, size_t n)
 {
     static const char *const names[] = { "jan", "feb", "mar", "apr", "may", "jun",
@@ -457,7 +448,7 @@ static int64_t parse_date(const char *s)
         return 0;
     if (!have_zone && have_czone)
         zone = czone;
-    int64_t t = days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec -
+    int64_t t = tu_days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec -
                 (int64_t)zone * 60;
     return t > 0 ? t * 1000 + frac : 0;
 }

@@ -23,6 +23,7 @@
 #include "esc.h"
 #include "log.h"
 #include "sbuf.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 #define USER_MAX 255   /* bytes kept of a user name from a log line */
@@ -850,20 +851,9 @@ static bool valid_civil(const struct civil *c)
     return c->d <= last && c->h <= 23 && c->mi <= 59 && c->s <= 60;   /* 60: leap second */
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian, y >= 1970). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = y / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int64_t utc_seconds(const struct civil *c)
 {
-    return days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60 + c->s;
+    return tu_days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60 + c->s;
 }
 
 /* c as local time. */

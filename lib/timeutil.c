@@ -127,9 +127,7 @@ static bool leap(int y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil); pure, unlike timegm, which consults the TZ state. */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t tu_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -186,7 +184,7 @@ static int parse_stamp(const char *s, time_t *out)
     if (*s)
         return -1;
     if (utc) {
-        *out = (time_t)(days_from_civil(y, mo, d) * 86400 +
+        *out = (time_t)(tu_days_from_civil(y, mo, d) * 86400 +
                         h * 3600 + mi * 60 + sec - offset);
         return 0;
     }

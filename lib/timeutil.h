@@ -24,4 +24,8 @@ void tu_format_iso_ms(int64_t ms, char *buf, size_t len);
 /* "2026-11-22 15:05:09" in local time; buf >= 32. */
 void tu_format_local(int64_t ms, char *buf, size_t len);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil); pure, unlike timegm, which consults the TZ state. */
+int64_t tu_days_from_civil(int64_t y, int m, int d);
+
 #endif
