@@ -414,6 +414,12 @@ static const char *apply(struct ctx *x, const char *key, const char *v)
         c->popauth_poll_ms = (int)ms;
         return NULL;
     }
+    if (!strcmp(key, "snowshoe")) {
+        if (strcmp(v, "off") && strcmp(v, "observe"))
+            return "snowshoe must be off or observe";
+        c->snowshoe = !strcmp(v, "observe");
+        return NULL;
+    }
     if (!strcmp(key, "queue_size")) {
         if (set_uint(v, 100, 10000000, &n))
             return "queue_size must be a number from 100 to 10000000";
@@ -579,4 +585,5 @@ void conf_print(const struct conf *c, FILE *f)
     fprintf(f, "popauth_ipv6_prefix = %u\n", c->popauth_ipv6_prefix);
     fprintf(f, "popauth_poll = %dms\n", c->popauth_poll_ms);
     fprintf(f, "queue_size = %zu\n", c->queue_size);
+    fprintf(f, "snowshoe = %s\n", c->snowshoe ? "observe" : "off");
 }

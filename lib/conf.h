@@ -45,6 +45,7 @@ struct conf {
     unsigned popauth_ipv6_prefix;   /* 128 = exact, 64 = the client's /64 */
     int popauth_poll_ms;            /* how often the milter looks for new grants */
     size_t queue_size;              /* verdicts kept in memory for the store */
+    bool snowshoe;                  /* "observe": run the snowshoe detector */
 };
 
 struct conf *conf_defaults(void);

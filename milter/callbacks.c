@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "esc.h"
 #include "log.h"
+#include "mailmsg.h"
 #include "milter.h"
 #include "sbuf.h"
 #include "score.h"
@@ -25,6 +26,7 @@
 #define URI_MAX_BYTES (256 * 1024)   /* body bytes scanned for links */
 #define URI_MAX_HOSTS 32             /* distinct link domains looked up */
 #define MAX_FORGED 32               /* forged result headers deleted at most */
+#define SNOW_BODY (32 * 1024)       /* body bytes kept for the text fingerprint */
 #define MAX_HDR_VALUE 65536          /* a folded header may be long; libmilter
                                         bounds it too */
 
@@ -66,7 +68,10 @@ struct conn {
     unsigned ar_seen;                 /* Authentication-Results so far */
     unsigned ar_forged[MAX_FORGED];   /* their 1-based indexes */
     size_t n_ar_forged;
-    unsigned xk_seen[3];              /* X-Kanjiki-Score, -Spam, -Monitor */
+    unsigned xk_seen[4];              /* X-Kanjiki-Score, -Spam, -Monitor, -Snowshoe */
+    /* for the snowshoe detector */
+    char *from_domain, *msgid_domain, *subject;
+    struct sbuf body;                 /* the first SNOW_BODY bytes */
     struct uri_scan *uri;
 };
 
@@ -136,6 +141,11 @@ static void txn_reset(struct conn *c)
     c->ar_seen = 0;
     c->n_ar_forged = 0;
     memset(c->xk_seen, 0, sizeof c->xk_seen);
+    free(c->from_domain);
+    free(c->msgid_domain);
+    free(c->subject);
+    c->from_domain = c->msgid_domain = c->subject = NULL;
+    sbuf_free(&c->body);
     c->nallowed = 0;
     verdict_free(c->early_ev);
     c->early_ev = NULL;
@@ -616,9 +626,10 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     return rc;
 }
 
-static const char *const our_headers[3] = {
-    "X-Kanjiki-Score", "X-Kanjiki-Spam", "X-Kanjiki-Monitor",
+static const char *const our_headers[4] = {
+    "X-Kanjiki-Score", "X-Kanjiki-Spam", "X-Kanjiki-Monitor", "X-Kanjiki-Snowshoe",
 };
+#define N_OUR_HEADERS (sizeof our_headers / sizeof our_headers[0])
 
 static const char *authserv_id(const struct conn *c)
 {
@@ -628,7 +639,7 @@ static const char *authserv_id(const struct conn *c)
 /* Remember headers that pretend to come from us (see struct conn). */
 static void note_forged(struct conn *c, const char *name, const char *value)
 {
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < N_OUR_HEADERS; i++)
         if (!strcasecmp(name, our_headers[i]))
             c->xk_seen[i]++;
     if (strcasecmp(name, "Authentication-Results"))
@@ -650,7 +661,7 @@ static void delete_forged(SMFICTX *ctx, struct conn *c)
         if (smfi_chgheader(ctx, "Authentication-Results", (int)c->ar_forged[i], NULL) !=
             MI_SUCCESS)
             log_msg(LOG_WARNING, "could not delete a forged Authentication-Results header");
-    for (size_t h = 0; h < 3; h++)
+    for (size_t h = 0; h < N_OUR_HEADERS; h++)
         for (unsigned i = c->xk_seen[h]; i > 0; i--)
             if (smfi_chgheader(ctx, (char *)our_headers[h], (int)i, NULL) != MI_SUCCESS)
                 log_msg(LOG_WARNING, "could not delete a forged %s header", our_headers[h]);
@@ -669,9 +680,24 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
         c->have_from = true;
         char dom[256];
         char *v = copy_arg(value, MAX_HDR_VALUE);
-        if (addr_header_domain(v, dom, sizeof dom) == 0)
+        if (addr_header_domain(v, dom, sizeof dom) == 0) {
             dnscheck_domain(c->dc, dom, RULES_CHECK_FROM);
+            c->from_domain = xstrdup(dom);
+        }
         free(v);
+    } else if (!strcasecmp(name, "Message-ID") && !c->msgid_domain) {
+        /* <local@domain>: the part after the last '@' */
+        const char *at = strrchr(value, '@');
+        if (at) {
+            size_t n = strcspn(at + 1, "> \t\r\n");
+            if (n && n < 256) {
+                c->msgid_domain = xstrndup(at + 1, n);
+                for (char *p = c->msgid_domain; *p; p++)
+                    *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            }
+        }
+    } else if (!strcasecmp(name, "Subject") && !c->subject) {
+        c->subject = copy_arg(value, 998);
     } else if (!strcasecmp(name, "Content-Type") && !c->ctype) {
         c->ctype = copy_arg(value, MAX_HDR_VALUE);
     } else if (!strcasecmp(name, "Content-Transfer-Encoding") && !c->cte) {
@@ -701,8 +727,13 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
     struct conn *c = smfi_getpriv(ctx);
     if (c && c->uri && !uri_scan_truncated(c->uri))
         uri_scan_add(c->uri, (const char *)chunk, len);
+    bool want_text = c && c->msg && kj.snow && scoring_on(c) && c->body.len < SNOW_BODY;
+    if (want_text)
+        sbuf_add(&c->body, (const char *)chunk,
+                 len < SNOW_BODY - c->body.len ? len : SNOW_BODY - c->body.len);
     /* nothing (more) to read: let the MTA stop sending the body */
-    if (c && c->can_skip && (!c->uri || uri_scan_truncated(c->uri)))
+    if (c && c->can_skip && (!c->uri || uri_scan_truncated(c->uri)) &&
+        (!c->msg || !kj.snow || !scoring_on(c) || c->body.len >= SNOW_BODY))
         return SMFIS_SKIP;
     return SMFIS_CONTINUE;
 }
@@ -794,6 +825,63 @@ static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
     return res.action == VERDICT_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
 }
 
+/* The snowshoe detector, observing: its score and signals go into the
+ * verdict and an X-Kanjiki-Snowshoe header; the rules do not act on it yet
+ * (kanjiki.rules(5)). Its state is in memory and starts empty. */
+static void snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
+{
+    if (!kj.snow || !scoring_on(c))
+        return;
+    const char *at = c->sender ? strrchr(c->sender, '@') : NULL;
+    /* Postfix and sendmail pass a name only when it resolves back to the
+     * client (else "unknown" or "[address]") */
+    const char *ptr = c->client_name && strcasecmp(c->client_name, "unknown") ? c->client_name
+                                                                              : NULL;
+    struct snowshoe_msg m = {
+        .time_ms = tu_now_ms(),
+        .client = &c->ip,
+        .helo = c->helo,
+        .ptr = ptr,
+        .ptr_confirmed = ptr != NULL,
+        .env_domain = at && at[1] ? at + 1 : NULL,
+        .from_domain = c->from_domain,
+        .msgid_domain = c->msgid_domain,
+        .subject = c->subject,
+        .body_fp = c->body.len ? mailmsg_body_fingerprint(sbuf_str(&c->body), c->body.len,
+                                                          c->ctype, c->cte)
+                               : 0,
+    };
+    struct snowshoe_result r;
+    snowshoe_eval(kj.snow, &m, &r);
+    enum verdict_action would = snowshoe_default_action(&r);
+    if (would >= VERDICT_TAG)
+        snowshoe_spam(kj.snow, &m);   /* memory builds as it will when it acts */
+    struct sbuf t = SBUF_INIT;
+    sbuf_addf(&t, "snowshoe score %.1f (%s), %s: would %s", r.score,
+              r.cluster ? "cluster signals" : "no cluster signal", r.block[0] ? r.block : "-",
+              verdict_action_name(would));
+    struct verdict_reason *rs = verdict_add_reason(v, "snowshoe", "snowshoe_score",
+                                                   sbuf_str(&t));
+    char num[32];
+    snprintf(num, sizeof num, "%.2f", r.score);
+    verdict_reason_attr(rs, "score", num);
+    verdict_reason_attr(rs, "block", r.block);
+    verdict_reason_attr(rs, "would", verdict_action_name(would));
+    for (size_t i = 0; i < r.n; i++) {
+        char key[48], val[160];
+        snprintf(key, sizeof key, "signal_%s", r.c[i].signal);
+        snprintf(val, sizeof val, "%+g: %s", r.c[i].weight, r.c[i].detail);
+        verdict_reason_attr(rs, key, val);
+    }
+    sbuf_reset(&t);
+    sbuf_addf(&t, "%.1f (%s; would %s; ", r.score, r.cluster ? "cluster" : "no cluster",
+              verdict_action_name(would));
+    esc_header(&t, r.block[0] ? r.block : "-", strlen(r.block[0] ? r.block : "-"));
+    sbuf_addc(&t, ')');
+    add_header(ctx, false, "X-Kanjiki-Snowshoe", sbuf_str(&t));
+    sbuf_free(&t);
+}
+
 static sfsistat on_eom(SMFICTX *ctx)
 {
     struct conn *c = smfi_getpriv(ctx);
@@ -819,6 +907,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     }
     delete_forged(ctx, c);
     sfsistat rc = score_message(ctx, c, v);
+    snowshoe_message(ctx, c, v);
     if (c->monitor.len)
         add_header(ctx, false, "X-Kanjiki-Monitor", sbuf_str(&c->monitor));
     v->time_ms = tu_now_ms();

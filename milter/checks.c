@@ -83,6 +83,36 @@ void kj_probe_now(void)
     pthread_mutex_unlock(&probe_mu);
 }
 
+void kj_snowshoe_start(const struct conf *c)
+{
+    char path[4200], err[512];
+    if (c->rules_dir) {
+        snprintf(path, sizeof path, "%s/risky-tlds.list", c->rules_dir);
+        if (access(path, F_OK) == 0 && !(kj.tlds = snowsig_tlds_load(path, err, sizeof err)))
+            log_msg(LOG_ERR, "snowshoe: %s (TLDs not weighed)", err);
+        snprintf(path, sizeof path, "%s/platforms.list", c->rules_dir);
+        if (access(path, F_OK) == 0 &&
+            snowshoe_platforms_load(path, &kj.plat, err, sizeof err) < 0)
+            log_msg(LOG_ERR, "snowshoe: %s (shared platforms not recognised)", err);
+    }
+    struct snowshoe_cfg cfg;
+    snowshoe_cfg_defaults(&cfg);
+    cfg.psl = kj.psl;
+    cfg.tlds = kj.tlds;
+    cfg.platform_nets = kj.plat.nets;
+    cfg.platform_ptrs = (const char *const *)kj.plat.ptrs;
+    kj.snow = snowshoe_new(&cfg);
+}
+
+void kj_snowshoe_stop(void)
+{
+    snowshoe_free(kj.snow);
+    snowsig_tlds_free(kj.tlds);
+    snowshoe_platforms_clear(&kj.plat);
+    kj.snow = NULL;
+    kj.tlds = NULL;
+}
+
 int kj_checks_start(const struct conf *c)
 {
     if (gethostname(kj.hostname, sizeof kj.hostname - 1) < 0 || !kj.hostname[0])

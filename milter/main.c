@@ -381,6 +381,8 @@ static void warn_restart_only(const struct conf *old, const struct conf *neu)
         dns_same = !strcmp(old->dns_servers.v[i], neu->dns_servers.v[i]);
     if (!dns_same)
         log_msg(LOG_WARNING, "reload: dns_servers/dns_timeout take effect at the next restart");
+    if (old->snowshoe != neu->snowshoe)
+        log_msg(LOG_WARNING, "reload: snowshoe takes effect at the next restart");
 }
 
 static void reload(const char *conf_path, bool foreground)
@@ -490,6 +492,8 @@ int main(int argc, char **argv)
     kj.grants = popauth_cache_start(c->database, c->popauth_poll_ms);
     if (kj_checks_start(c) < 0)
         log_msg(LOG_ERR, "blocklists and SPF are off: no resolver");
+    if (c->snowshoe)
+        kj_snowshoe_start(c);   /* after the public suffix list (checks) */
     pthread_t tid;
     if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
         log_msg(LOG_ERR, "cannot start the milter thread");
@@ -532,6 +536,7 @@ int main(int argc, char **argv)
     pthread_timedjoin_np(tid, NULL, &until);
     store_writer_stop(kj.writer, 10000);
     popauth_cache_stop(kj.grants);
+    kj_snowshoe_stop();
     kj_checks_stop();
     free(sock_path);
     if (pidfile)

@@ -9,6 +9,7 @@
 #include "dns.h"
 #include "dnscheck.h"
 #include "policy.h"
+#include "snowshoe.h"
 #include "popauth.h"
 #include "spf.h"
 #include "store.h"
@@ -25,6 +26,9 @@ struct kj_daemon {
     struct psl *psl;                /* public suffixes for link domains */
     char hostname[256];             /* authserv-id when the MTA sends no {j} */
     int dns_timeout_ms;             /* dns_timeout at start (restart only) */
+    struct snowshoe *snow;          /* the cluster detector (observe only) */
+    struct snowsig_tlds *tlds;      /* RULES/risky-tlds.list, or NULL */
+    struct snowshoe_platforms plat; /* RULES/platforms.list */
     int active;                     /* connections between connect and close */
     int busy;                       /* of those, inside a MAIL transaction */
     int stopping;                   /* SIGTERM seen: take no new work */
@@ -37,6 +41,10 @@ struct policy *kj_policy_get(void);
 /* Start the resolver, SPF, public suffixes and the zone probe thread
  * (checks.c). Returns 0, or -1 when no resolver could be made. */
 int kj_checks_start(const struct conf *c);
+/* The snowshoe detector and its lists from the rules directory (restart
+ * only); NULL psl is fine. */
+void kj_snowshoe_start(const struct conf *c);
+void kj_snowshoe_stop(void);
 /* Probe every zone again now (after a reload). */
 void kj_probe_now(void);
 /* After libmilter has stopped: no connection uses them any more. */
