@@ -22,8 +22,10 @@
 
 struct node {
     uint64_t key;
-    char *name;                 /* domains: the name, for exact matching */
+    char *name;                 /* domains: the name, for exact matching;
+                                   blocks: the label ("198.51.100.0/24") */
     struct node *hnext, *prev, *next;
+    bool dirty;                 /* changed since the last export */
 };
 
 struct table {
@@ -90,6 +92,7 @@ static void *t_get(struct table *t, uint64_t key, const char *name, bool create)
     if (n) {
         lru_unlink(t, n);
         lru_front(t, n);
+        n->dirty |= create;   /* create: the caller is about to change it */
         return n;
     }
     if (!create)
@@ -98,6 +101,7 @@ static void *t_get(struct table *t, uint64_t key, const char *name, bool create)
         t_remove(t, t->tail);
     n = xcalloc(1, t->size);
     n->key = key;
+    n->dirty = true;
     n->name = name ? xstrdup(name) : NULL;
     n->hnext = t->b[key & (t->nb - 1)];
     t->b[key & (t->nb - 1)] = n;
@@ -483,6 +487,8 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
                                   sizeof r->block);
         blockh = (uint32_t)bk;
         b = t_get(&s->blocks, bk, NULL, true);
+        if (!b->n.name)
+            b->n.name = xstrdup(r->block);
         /* distinct IPs, new sender domains and HELO names, over the window
          * and over the short window (a burst weighs more) */
         uint32_t ips[2][RING_BLOCK + 1], doms[2][RING_BLOCK + 1], helos[2][RING_BLOCK + 1];
@@ -773,4 +779,134 @@ void snowshoe_platforms_clear(struct snowshoe_platforms *p)
         free(p->ptrs[i]);
     free(p->ptrs);
     memset(p, 0, sizeof *p);
+}
+
+/* ---- persistence: the tables as rows of raw payload ---- */
+
+static struct table *table_of(struct snowshoe *s, int kind)
+{
+    switch (kind) {
+    case SNOWSHOE_KIND_BLOCK: return &s->blocks;
+    case SNOWSHOE_KIND_WIDE: return &s->wides;
+    case SNOWSHOE_KIND_DOMAIN: return &s->domains;
+    case SNOWSHOE_KIND_PRINT: return &s->prints;
+    }
+    return NULL;
+}
+
+/* The newest event time of an entry, for pruning. */
+static int64_t last_time(int kind, const struct node *n)
+{
+    switch (kind) {
+    case SNOWSHOE_KIND_BLOCK: {
+        const struct block *b = (const struct block *)n;
+        int64_t t = b->count ? RING_AT(b, RING_BLOCK, 0)->t : 0;
+        return b->mem_t > t ? b->mem_t : t;
+    }
+    case SNOWSHOE_KIND_WIDE: {
+        const struct wide *w = (const struct wide *)n;
+        return w->count ? RING_AT(w, RING_WIDE, 0)->t : 0;
+    }
+    case SNOWSHOE_KIND_DOMAIN: {
+        const struct domain *d = (const struct domain *)n;
+        return d->last > d->spam_t ? d->last : d->spam_t;
+    }
+    default: {
+        const struct print *p = (const struct print *)n;
+        return p->count ? RING_AT(p, RING_PRINT, 0)->t : 0;
+    }
+    }
+}
+
+void snowshoe_export(struct snowshoe *s, bool dirty_only, struct snowshoe_rows *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    for (int kind = 0; kind < SNOWSHOE_KINDS; kind++) {
+        struct table *t = table_of(s, kind);
+        size_t len = t->size - sizeof(struct node);
+        for (struct node *n = t->head; n; n = n->next) {
+            if (dirty_only && !n->dirty)
+                continue;
+            n->dirty = false;
+            if (out->n == out->cap) {
+                out->cap = out->cap ? out->cap * 2 : 256;
+                out->v = xrealloc(out->v, out->cap * sizeof *out->v);
+            }
+            struct snowshoe_row *r = &out->v[out->n++];
+            r->kind = kind;
+            r->key = n->key;
+            r->name = n->name ? xstrdup(n->name) : NULL;
+            r->len = len;
+            r->data = xmalloc(len);
+            memcpy(r->data, (const char *)n + sizeof(struct node), len);
+            r->last_ms = last_time(kind, n);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void snowshoe_rows_free(struct snowshoe_rows *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].name);
+        free(r->v[i].data);
+    }
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+int snowshoe_import(struct snowshoe *s, int kind, uint64_t key, const char *name,
+                    const void *data, size_t len)
+{
+    struct table *t = table_of(s, kind);
+    /* a row of another layout (another version) is dropped, never guessed at */
+    if (!t || len != t->size - sizeof(struct node) ||
+        (kind == SNOWSHOE_KIND_DOMAIN && (!name || !*name)))
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    struct node *n = t_get(t, key, kind == SNOWSHOE_KIND_DOMAIN ? name : NULL, true);
+    memcpy((char *)n + sizeof(struct node), data, len);
+    if (kind != SNOWSHOE_KIND_DOMAIN && name && !n->name)
+        n->name = xstrdup(name);
+    n->dirty = false;   /* it is what the database holds */
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int snowshoe_block_info(const void *data, size_t len, int64_t now, int64_t window_ms,
+                        double halflife_ms, struct snowshoe_block_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len != sizeof(struct block) - sizeof(struct node))
+        return -1;
+    struct block b;
+    memcpy((char *)&b + sizeof(struct node), data, len);
+    if (b.count > RING_BLOCK || b.head >= RING_BLOCK)
+        return -1;
+    uint32_t ips[RING_BLOCK], doms[RING_BLOCK], helos[RING_BLOCK];
+    unsigned n = 0, nd = 0;
+    for (unsigned i = 0; i < b.count; i++) {
+        const struct bevent *e = RING_AT(&b, RING_BLOCK, i);
+        if (!out->last_ms || e->t > out->last_ms)
+            out->last_ms = e->t;
+        if (!out->first_ms || e->t < out->first_ms)
+            out->first_ms = e->t;
+        if (now - e->t > window_ms)
+            continue;
+        ips[n] = e->ip;
+        helos[n++] = e->helo;
+        if (e->newdom)
+            doms[nd++] = e->dom;
+        out->suspicious += e->suspicious;
+    }
+    out->messages = n;
+    out->ips = distinct(ips, n);
+    out->new_domains = distinct(doms, nd);
+    out->helos = distinct(helos, n);
+    double age = (double)(now - b.mem_t);
+    out->memory = b.memory > 0 && halflife_ms > 0
+                      ? b.memory * pow(0.5, (age > 0 ? age : 0) / halflife_ms)
+                      : 0;
+    return 0;
 }

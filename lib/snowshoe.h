@@ -115,6 +115,45 @@ void snowshoe_get_stats(struct snowshoe *s, struct snowshoe_stats *out);
 #define SNOWSHOE_REJECT 10.0
 enum verdict_action snowshoe_default_action(const struct snowshoe_result *r);
 
+/* ---- persistence (the milter saves the state in SQLite; kanjiki clusters
+ * reads it) ---- */
+enum {
+    SNOWSHOE_KIND_BLOCK = 0,    /* a /24, /48, operator:DOMAIN or platform:DOMAIN */
+    SNOWSHOE_KIND_WIDE,         /* a /16 or /32 */
+    SNOWSHOE_KIND_DOMAIN,
+    SNOWSHOE_KIND_PRINT,
+    SNOWSHOE_KINDS,
+};
+struct snowshoe_row {
+    int kind;
+    uint64_t key;
+    char *name;                 /* domain name, or block label, or NULL */
+    void *data;                 /* the entry's state (this build's layout) */
+    size_t len;
+    int64_t last_ms;            /* its newest event, for pruning */
+};
+struct snowshoe_rows {
+    struct snowshoe_row *v;
+    size_t n, cap;
+};
+/* Copy the entries (changed since the last export when dirty_only) out
+ * under the lock, so that writing them never holds the detector up. */
+void snowshoe_export(struct snowshoe *s, bool dirty_only, struct snowshoe_rows *out);
+void snowshoe_rows_free(struct snowshoe_rows *r);
+/* Put one saved entry back. Returns 0, or -1 for a row of another layout
+ * (another version of kanjiki: dropped). */
+int snowshoe_import(struct snowshoe *s, int kind, uint64_t key, const char *name,
+                    const void *data, size_t len);
+
+/* What a saved block row says, for `kanjiki clusters`. */
+struct snowshoe_block_info {
+    unsigned messages, ips, new_domains, helos, suspicious;   /* within window */
+    int64_t first_ms, last_ms;  /* of the remembered messages (at most 64) */
+    double memory;              /* spam memory, decayed to now */
+};
+int snowshoe_block_info(const void *data, size_t len, int64_t now, int64_t window_ms,
+                        double halflife_ms, struct snowshoe_block_info *out);
+
 /* The shared platforms file: "net CIDR" and "ptr .suffix" lines, '#'
  * comments. ptrs is NULL-terminated (for snowshoe_cfg.platform_ptrs).
  * Errors name "file:line: reason". */

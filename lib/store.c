@@ -826,6 +826,80 @@ int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
     return 0;
 }
 
+/* ---- snowshoe state ---- */
+
+static int exec1(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    errbuf_set(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+int store_snowshoe_save(struct store *s, const struct snowshoe_rows *rows,
+                        int64_t prune_before_ms, char *err, size_t errlen)
+{
+    sqlite3_stmt *ins = NULL, *del = NULL;
+    if (exec1(s->db, "BEGIN IMMEDIATE", err, errlen) < 0)
+        return -1;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "INSERT OR REPLACE INTO snowshoe (kind, key, name, data, last_ms)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < rows->n; i++) {
+        const struct snowshoe_row *r = &rows->v[i];
+        sqlite3_bind_int(ins, 1, r->kind);
+        sqlite3_bind_int64(ins, 2, (sqlite3_int64)r->key);
+        sqlite3_bind_text(ins, 3, r->name ? r->name : "", -1, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 4, r->data, (int)r->len, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 5, r->last_ms);
+        rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(ins);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db, "DELETE FROM snowshoe WHERE last_ms < ?1", -1, &del,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(del, 1, prune_before_ms);
+        rc = sqlite3_step(del) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK)
+        errbuf_set(err, errlen, "snowshoe state: %s", sqlite3_errmsg(s->db));
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    if (rc != SQLITE_OK) {
+        exec1(s->db, "ROLLBACK", NULL, 0);
+        return -1;
+    }
+    return exec1(s->db, "COMMIT", err, errlen);
+}
+
+int store_snowshoe_load(struct store *s, int kind, int64_t since_ms, store_snow_fn fn,
+                        void *arg, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT kind, key, name, data, last_ms FROM snowshoe"
+                           " WHERE (?1 < 0 OR kind = ?1) AND last_ms >= ?2", -1, &st,
+                           NULL) != SQLITE_OK)
+        return errbuf_set(err, errlen, "snowshoe state: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_int(st, 1, kind);
+    sqlite3_bind_int64(st, 2, since_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 2);
+        if (fn(sqlite3_column_int(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+               name && *name ? name : NULL, sqlite3_column_blob(st, 3),
+               (size_t)sqlite3_column_bytes(st, 3), sqlite3_column_int64(st, 4), arg))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        errbuf_set(err, errlen, "snowshoe state: %s", sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* ---- the writer thread ---- */
 
 #define WRITER_BATCH   500   /* verdicts per transaction */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "ip.h"
+#include "snowshoe.h"
 #include "verdict.h"
 
 struct sqlite3;
@@ -88,6 +89,16 @@ int store_zone_stats(struct store *s, int64_t since_ms, struct store_zone_stat *
  * many were degraded. Returns 0 or -1. */
 int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
                         uint64_t *degraded, char *err, size_t errlen);
+
+/* The snowshoe detector's state: save rows (insert or replace) and delete
+ * rows older than prune_before_ms, in one transaction. */
+int store_snowshoe_save(struct store *s, const struct snowshoe_rows *rows,
+                        int64_t prune_before_ms, char *err, size_t errlen);
+typedef int (*store_snow_fn)(int kind, uint64_t key, const char *name, const void *data,
+                             size_t len, int64_t last_ms, void *arg);
+/* Rows of kind (-1: all) with last_ms >= since_ms; fn non-zero stops. */
+int store_snowshoe_load(struct store *s, int kind, int64_t since_ms, store_snow_fn fn,
+                        void *arg, char *err, size_t errlen);
 
 /* --- the writer thread --- */
 struct store_writer;

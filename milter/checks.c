@@ -6,11 +6,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "store.h"
+#include "timeutil.h"
 #include "milter.h"
 #include "xalloc.h"
 
@@ -83,6 +86,69 @@ void kj_probe_now(void)
     pthread_mutex_unlock(&probe_mu);
 }
 
+/* ---- the snowshoe detector and its state in the database ---- */
+
+#define SNOW_SAVE_MS 30000                      /* how often changes are saved */
+#define SNOW_KEEP_MS (31LL * 24 * 3600 * 1000)  /* older state is dropped */
+
+static pthread_t snow_tid;
+static bool snow_running, snow_stop;
+static pthread_mutex_t snow_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t snow_cv = PTHREAD_COND_INITIALIZER;
+static char *snow_db;
+
+static int import_row(int kind, uint64_t key, const char *name, const void *data, size_t len,
+                      int64_t last_ms, void *arg)
+{
+    (void)last_ms;
+    size_t *n = arg;
+    if (snowshoe_import(kj.snow, kind, key, name, data, len) == 0)
+        (*n)++;
+    return 0;
+}
+
+/* Save what changed; on a failure, everything next time (nothing lost). */
+static void snow_save(bool *all)
+{
+    struct snowshoe_rows rows;
+    snowshoe_export(kj.snow, !*all, &rows);
+    struct store *st;
+    char err[512];
+    static bool failing;
+    int rc = store_open(snow_db, 0, 2000, &st, err, sizeof err);
+    if (rc == 0) {
+        rc = store_snowshoe_save(st, &rows, tu_now_ms() - SNOW_KEEP_MS, err, sizeof err);
+        store_close(st);
+    }
+    if (rc < 0 && !failing)
+        log_msg(LOG_ERR, "snowshoe state not saved: %s; retrying every %d s", err,
+                SNOW_SAVE_MS / 1000);
+    else if (rc == 0 && failing)
+        log_msg(LOG_NOTICE, "snowshoe state saved again");
+    failing = rc < 0;
+    *all = rc < 0;
+    snowshoe_rows_free(&rows);
+}
+
+static void *snow_thread(void *arg)
+{
+    (void)arg;
+    bool all = false;
+    pthread_mutex_lock(&snow_mu);
+    while (!snow_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += SNOW_SAVE_MS / 1000;
+        while (!snow_stop && pthread_cond_timedwait(&snow_cv, &snow_mu, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&snow_mu);
+        snow_save(&all);   /* off the message path: the detector is not held */
+        pthread_mutex_lock(&snow_mu);
+    }
+    pthread_mutex_unlock(&snow_mu);
+    return NULL;
+}
+
 void kj_snowshoe_start(const struct conf *c)
 {
     char path[4200], err[512];
@@ -102,10 +168,35 @@ void kj_snowshoe_start(const struct conf *c)
     cfg.platform_nets = kj.plat.nets;
     cfg.platform_ptrs = (const char *const *)kj.plat.ptrs;
     kj.snow = snowshoe_new(&cfg);
+    /* what the last run knew */
+    snow_db = xstrdup(c->database);
+    struct store *st;
+    size_t n = 0;
+    if (store_open(snow_db, STORE_NOCREATE, 2000, &st, err, sizeof err) == 0) {
+        if (store_snowshoe_load(st, -1, tu_now_ms() - SNOW_KEEP_MS, import_row, &n, err,
+                                sizeof err) < 0)
+            log_msg(LOG_ERR, "snowshoe state not loaded: %s; starting empty", err);
+        store_close(st);
+    }
+    log_msg(LOG_NOTICE, "snowshoe detector observing; %zu saved entries loaded", n);
+    snow_stop = false;
+    snow_running = pthread_create(&snow_tid, NULL, snow_thread, NULL) == 0;
 }
 
 void kj_snowshoe_stop(void)
 {
+    if (snow_running) {
+        pthread_mutex_lock(&snow_mu);
+        snow_stop = true;
+        pthread_cond_signal(&snow_cv);
+        pthread_mutex_unlock(&snow_mu);
+        pthread_join(snow_tid, NULL);
+        snow_running = false;
+        bool all = false;
+        snow_save(&all);   /* the last changes */
+    }
+    free(snow_db);
+    snow_db = NULL;
     snowshoe_free(kj.snow);
     snowsig_tlds_free(kj.tlds);
     snowshoe_platforms_clear(&kj.plat);

@@ -79,6 +79,21 @@ class SnowshoeObserve(OwnMilterCase):
         first = snowshoe_reason(self.m.wait_verdicts(by_sender(senders[0]))[0])
         self.assertEqual(first["would"], "accept")   # one message is no cluster
 
+    def test_state_survives_a_restart(self):
+        for i in range(3):
+            self.send("203.0.113.%d" % (100 + i), "unknown", "r%d.localhost" % i,
+                      "r%d-%s@%s%s.pink" % (i, self.tok, LABELS[i], self.tok[:2]))
+        self.m.stop(wait=True)   # saves what changed
+        self.m.start()
+        self.m.wait_log(r"snowshoe detector observing; [1-9][0-9]* saved entries loaded")
+        sender = "r9-%s@%s%s.pink" % (self.tok, LABELS[5], self.tok[:2])
+        res = self.send("203.0.113.109", "unknown", "r9.localhost", sender)
+        self.assertContinue(res.final)
+        r = snowshoe_reason(self.m.wait_verdicts(by_sender(sender))[0])
+        # four addresses of 203.0.113.0/24: three remembered across the restart
+        self.assertIn("signal_block_ips", r)
+        self.assertIn("4 IPs in 203.0.113.0/24", r["signal_block_ips"])
+
     def test_bulk_from_identified_hosts_is_counted_by_operator(self):
         for i in range(8):
             host = "out%d.mail%s.example.com" % (i, self.tok)
