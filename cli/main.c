@@ -17,6 +17,8 @@ static const char *usage_text =
     "  query [FILTERS]       list verdicts (kanjiki query --help)\n"
     "  stats [--since WHEN]  verdicts per action, blocklist zone health\n"
     "  replay FILE|DIR...    run stored mail through the snowshoe detector\n"
+    "  clusters              suspicious blocks and domains the snowshoe detector\n"
+    "                        remembers (kanjiki clusters --help)\n"
     "                        (kanjiki replay --help)\n"
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
     "                        (kanjiki popauth --help)\n"
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "query"))
         rc = cmd_query(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "clusters"))
+        rc = cmd_clusters(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "replay"))
         rc = cmd_replay(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "stats"))

@@ -910,3 +910,28 @@ int snowshoe_block_info(const void *data, size_t len, int64_t now, int64_t windo
                       : 0;
     return 0;
 }
+
+int snowshoe_domain_info(const void *data, size_t len, int64_t now, int64_t window_ms,
+                         struct snowshoe_domain_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len != sizeof(struct domain) - sizeof(struct node))
+        return -1;
+    struct domain d;
+    memcpy((char *)&d + sizeof(struct node), data, len);
+    if (d.count > RING_DOMAIN || d.head >= RING_DOMAIN)
+        return -1;
+    uint32_t bl[RING_DOMAIN];
+    unsigned n = 0;
+    for (unsigned i = 0; i < d.count; i++) {
+        const struct devent *e = RING_AT(&d, RING_DOMAIN, i);
+        if (now - e->t <= window_ms)
+            bl[n++] = e->block;
+    }
+    out->blocks = distinct(bl, n);
+    out->messages = d.msgs;
+    out->spam = d.spam;
+    out->first_ms = d.first;
+    out->last_ms = d.last;
+    return 0;
+}

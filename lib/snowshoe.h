@@ -154,6 +154,15 @@ struct snowshoe_block_info {
 int snowshoe_block_info(const void *data, size_t len, int64_t now, int64_t window_ms,
                         double halflife_ms, struct snowshoe_block_info *out);
 
+/* What a saved domain row says. */
+struct snowshoe_domain_info {
+    unsigned blocks;            /* distinct blocks it came from within window */
+    uint32_t messages, spam;    /* all remembered time */
+    int64_t first_ms, last_ms;
+};
+int snowshoe_domain_info(const void *data, size_t len, int64_t now, int64_t window_ms,
+                         struct snowshoe_domain_info *out);
+
 /* The shared platforms file: "net CIDR" and "ptr .suffix" lines, '#'
  * comments. ptrs is NULL-terminated (for snowshoe_cfg.platform_ptrs).
  * Errors name "file:line: reason". */

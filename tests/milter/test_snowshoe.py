@@ -7,9 +7,11 @@ PTR name is counted by the operator and stays clean; forged
 X-Kanjiki-Snowshoe headers are deleted; with snowshoe off (the default)
 nothing of it appears."""
 
+import json
 import os
+import subprocess
 
-from kjtest import OwnMilterCase, by_sender
+from kjtest import CLI, OwnMilterCase, by_sender
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RULES_DIR = os.path.join(HERE, "..", "..", "rules")
@@ -93,6 +95,32 @@ class SnowshoeObserve(OwnMilterCase):
         # four addresses of 203.0.113.0/24: three remembered across the restart
         self.assertIn("signal_block_ips", r)
         self.assertIn("4 IPs in 203.0.113.0/24", r["signal_block_ips"])
+
+    def test_clusters_lists_the_remembered_block_and_domains(self):
+        doms = []
+        for i in range(4):
+            dom = "%s%s.pink" % (LABELS[i + 2], self.tok[:3])
+            doms.append(dom)
+            self.send("198.18.7.%d" % (10 + i), "unknown", "c%d.localhost" % i,
+                      "c%d-%s@%s" % (i, self.tok, dom))
+        self.m.stop(wait=True)   # the state is saved at stop (and every 30 s)
+        self.m.start()
+        p = subprocess.run([CLI, "-d", self.m.db, "clusters", "--format", "json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = [json.loads(l) for l in p.stdout.decode().splitlines()]
+        mine = [r for r in rows if r["block"] == "198.18.7.0/24"]
+        self.assertEqual(len(mine), 1, rows)
+        self.assertEqual((mine[0]["messages"], mine[0]["ips"], mine[0]["new_domains"]),
+                         (4, 4, 4))
+        self.assertTrue(mine[0]["first_seen"] and mine[0]["last_seen"])
+        p = subprocess.run([CLI, "-d", self.m.db, "clusters", "--domains", "--all",
+                            "--format", "json"], stdout=subprocess.PIPE, timeout=10)
+        names = {json.loads(l)["domain"] for l in p.stdout.decode().splitlines()}
+        self.assertTrue(set(doms) <= names, names)
+        p = subprocess.run([CLI, "-d", self.m.db, "clusters", "--window", "bogus"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(p.returncode, 2)
 
     def test_bulk_from_identified_hosts_is_counted_by_operator(self):
         for i in range(8):
