@@ -864,6 +864,24 @@ int snowshoe_import(struct snowshoe *s, int kind, uint64_t key, const char *name
     if (!t || len != t->size - sizeof(struct node) ||
         (kind == SNOWSHOE_KIND_DOMAIN && (!name || !*name)))
         return -1;
+    /* a damaged row must not index outside a ring */
+    union {
+        struct block b;
+        struct wide w;
+        struct domain d;
+        struct print p;
+    } u;
+    memcpy((char *)&u + sizeof(struct node), data, len);
+    unsigned head, count, cap;
+    switch (kind) {
+    case SNOWSHOE_KIND_BLOCK: head = u.b.head; count = u.b.count; cap = RING_BLOCK; break;
+    case SNOWSHOE_KIND_WIDE: head = u.w.head; count = u.w.count; cap = RING_WIDE; break;
+    case SNOWSHOE_KIND_DOMAIN: head = u.d.head; count = u.d.count; cap = RING_DOMAIN; break;
+    default: head = u.p.head; count = u.p.count; cap = RING_PRINT; break;
+    }
+    if (head >= cap || count > cap ||
+        (kind == SNOWSHOE_KIND_BLOCK && !(u.b.memory >= 0 && u.b.memory < 1e6)))
+        return -1;
     pthread_mutex_lock(&s->mu);
     struct node *n = t_get(t, key, kind == SNOWSHOE_KIND_DOMAIN ? name : NULL, true);
     memcpy((char *)n + sizeof(struct node), data, len);

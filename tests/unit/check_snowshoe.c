@@ -317,6 +317,60 @@ START_TEST(test_ipv6_blocks_are_48s)
 }
 END_TEST
 
+START_TEST(test_state_round_trips_and_damaged_rows_are_refused)
+{
+    struct snowshoe *s = mk(NULL);
+    struct snowshoe_result r;
+    burst(s, T0, 60000, 4, "203.0.113", &r);
+    struct snowshoe_rows rows;
+    snowshoe_export(s, true, &rows);
+    ck_assert_uint_gt(rows.n, 4);
+    struct snowshoe_rows again;
+    snowshoe_export(s, true, &again);   /* nothing changed since */
+    ck_assert_uint_eq(again.n, 0);
+    snowshoe_rows_free(&again);
+    struct snowshoe *t = mk(NULL);
+    size_t blocks = 0;
+    for (size_t i = 0; i < rows.n; i++) {
+        ck_assert_int_eq(snowshoe_import(t, rows.v[i].kind, rows.v[i].key, rows.v[i].name,
+                                         rows.v[i].data, rows.v[i].len), 0);
+        if (rows.v[i].kind == SNOWSHOE_KIND_BLOCK) {
+            blocks++;
+            ck_assert_str_eq(rows.v[i].name, "203.0.113.0/24");
+            struct snowshoe_block_info bi;
+            ck_assert_int_eq(snowshoe_block_info(rows.v[i].data, rows.v[i].len, T0 + HOUR,
+                                                 WEEK, WEEK, &bi), 0);
+            ck_assert_uint_eq(bi.ips, 4);
+            ck_assert_uint_eq(bi.messages, 4);
+        }
+    }
+    ck_assert_uint_eq(blocks, 1);
+    /* the restored detector knows the block: a fifth address is the fifth IP */
+    msg(t, T0 + HOUR, "203.0.113.99", "z.localhost", NULL, "zz9q8x7w.pink", "s", &r);
+    ck_assert(has(&r, "block_ips"));
+    for (size_t i = 0; i < r.n; i++)
+        if (!strcmp(r.c[i].signal, "block_ips"))
+            ck_assert_msg(strstr(r.c[i].detail, "5 IPs") != NULL, "%s", r.c[i].detail);
+    /* damaged or foreign rows: refused, never read out of bounds */
+    struct snowshoe_row *b = NULL;
+    for (size_t i = 0; i < rows.n; i++)
+        if (rows.v[i].kind == SNOWSHOE_KIND_BLOCK)
+            b = &rows.v[i];
+    ck_assert_int_eq(snowshoe_import(t, SNOWSHOE_KIND_BLOCK, 1, "x", b->data, b->len - 1), -1);
+    unsigned char *bad = malloc(b->len);
+    memcpy(bad, b->data, b->len);
+    memset(bad + b->len - 32, 0xff, 32);   /* ring position and count garbage */
+    ck_assert_int_eq(snowshoe_import(t, SNOWSHOE_KIND_BLOCK, 2, "y", bad, b->len), -1);
+    struct snowshoe_block_info bi;
+    ck_assert_int_eq(snowshoe_block_info(bad, b->len, T0, WEEK, WEEK, &bi), -1);
+    ck_assert_int_eq(snowshoe_import(t, 99, 3, "z", b->data, b->len), -1);
+    free(bad);
+    snowshoe_rows_free(&rows);
+    snowshoe_free(s);
+    snowshoe_free(t);
+}
+END_TEST
+
 START_TEST(test_platform_list_file_errors_name_the_line)
 {
     char path[] = "/tmp/kanjiki-plat-XXXXXX";
@@ -366,6 +420,7 @@ static Suite *snowshoe_suite(void)
     tcase_add_test(t, test_suspicious_blocks_spread_over_a_16);
     tcase_add_test(t, test_memory_stays_bounded_under_a_flood_of_blocks);
     tcase_add_test(t, test_ipv6_blocks_are_48s);
+    tcase_add_test(t, test_state_round_trips_and_damaged_rows_are_refused);
     tcase_add_test(t, test_platform_list_file_errors_name_the_line);
     suite_add_tcase(s, t);
     return s;
