@@ -828,21 +828,11 @@ int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
 
 /* ---- snowshoe state ---- */
 
-static int exec1(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
-    errbuf_set(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return -1;
-}
-
 int store_snowshoe_save(struct store *s, const struct snowshoe_rows *rows,
                         int64_t prune_before_ms, char *err, size_t errlen)
 {
     sqlite3_stmt *ins = NULL, *del = NULL;
-    if (exec1(s->db, "BEGIN IMMEDIATE", err, errlen) < 0)
+    if (exec_sql(s->db, "BEGIN IMMEDIATE", err, errlen) < 0)
         return -1;
     int rc = sqlite3_prepare_v2(s->db,
                                 "INSERT OR REPLACE INTO snowshoe (kind, key, name, data, last_ms)"
@@ -869,10 +859,10 @@ int store_snowshoe_save(struct store *s, const struct snowshoe_rows *rows,
     sqlite3_finalize(ins);
     sqlite3_finalize(del);
     if (rc != SQLITE_OK) {
-        exec1(s->db, "ROLLBACK", NULL, 0);
+        exec_sql(s->db, "ROLLBACK", NULL, 0);
         return -1;
     }
-    return exec1(s->db, "COMMIT", err, errlen);
+    return exec_sql(s->db, "COMMIT", err, errlen);
 }
 
 int store_snowshoe_load(struct store *s, int kind, int64_t since_ms, store_snow_fn fn,
