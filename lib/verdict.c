@@ -226,6 +226,21 @@ char *verdict_reasons_to_json(const struct verdict *v)
     return sbuf_take(&b);
 }
 
+void verdict_add_evidence(struct verdict *to, const struct verdict *from)
+{
+    for (size_t i = 0; i < from->nlookups; i++)
+        verdict_add_lookup(to, &from->lookups[i]);
+    if (from->nreasons) {
+        to->reasons = xrealloc(to->reasons,
+                               (to->nreasons + from->nreasons) * sizeof *to->reasons);
+        for (size_t i = 0; i < from->nreasons; i++)
+            reason_copy(&to->reasons[to->nreasons++], &from->reasons[i]);
+    }
+    to->scored = from->scored;
+    to->score = from->score;
+    to->degraded = from->degraded;
+}
+
 void verdict_add_lookup(struct verdict *v, const struct verdict_lookup *l)
 {
     v->lookups = xrealloc(v->lookups, (v->nlookups + 1) * sizeof *v->lookups);

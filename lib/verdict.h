@@ -109,6 +109,9 @@ struct verdict_reason *verdict_add_reason(struct verdict *v, const char *check,
 void verdict_reason_attr(struct verdict_reason *r, const char *key,
                          const char *value);
 
+/* Copy from's reasons, lookups, score and degraded flag onto to (the
+ * evidence of an early decision, onto each recipient it refused). */
+void verdict_add_evidence(struct verdict *to, const struct verdict *from);
 /* Append a copy of l (strings copied, NULL allowed). */
 void verdict_add_lookup(struct verdict *v, const struct verdict_lookup *l);
 /* JSON array of the lookups, e.g. [{"zone":"bl.example","kind":"ip",

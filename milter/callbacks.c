@@ -501,22 +501,6 @@ static const struct score_result *early_score(struct conn *c)
     return &c->early;
 }
 
-static void copy_evidence(struct verdict *to, const struct verdict *from)
-{
-    for (size_t i = 0; i < from->nlookups; i++)
-        verdict_add_lookup(to, &from->lookups[i]);
-    for (size_t i = 0; i < from->nreasons; i++) {
-        const struct verdict_reason *s = &from->reasons[i];
-        struct verdict_reason *r = verdict_add_reason(to, s->check, s->code, s->text);
-        verdict_set(&r->rule, s->rule);
-        for (size_t j = 0; j < s->nattrs; j++)
-            verdict_reason_attr(r, s->attrs[j].key, s->attrs[j].value);
-    }
-    to->scored = from->scored;
-    to->score = from->score;
-    to->degraded = from->degraded;
-}
-
 static void monitor_note(struct conn *c, const char *rcpt, const struct policy_rcpt *d)
 {
     c->monitor_refused++;
@@ -600,7 +584,7 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     v->reply = sbuf_take(&reply);
     struct verdict_reason *r;
     if (by_score) {
-        copy_evidence(v, c->early_ev);   /* its reasons include the score's */
+        verdict_add_evidence(v, c->early_ev);   /* its reasons include the score's */
     } else {
         r = verdict_add_reason(v, d.check, d.reason, d.detail);
         verdict_set(&r->rcpt, rcpt);
