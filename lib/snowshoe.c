@@ -405,21 +405,20 @@ static uint64_t cluster_key(const struct snowshoe *s, const struct snowshoe_msg 
     return ip_key(m->client, bits);
 }
 
-static bool is_identified(const struct snowshoe *s, const struct snowshoe_msg *m)
+/* hc: the message's HELO class (classified once per message). */
+static bool is_identified(const struct snowshoe_msg *m, enum snowsig_helo hc)
 {
-    if (!m->ptr || !m->ptr_confirmed)
-        return false;
-    enum snowsig_helo hc = snowsig_helo_class(m->helo, m->ptr, s->cfg.psl);
-    return hc == SNOWSIG_HELO_FQDN_PTR || hc == SNOWSIG_HELO_FQDN_SAME;
+    return m->ptr && m->ptr_confirmed &&
+           (hc == SNOWSIG_HELO_FQDN_PTR || hc == SNOWSIG_HELO_FQDN_SAME);
 }
 
 /* Per-message part: what one message says on its own. */
 static double message_signals(struct snowshoe *s, const struct snowshoe_msg *m,
+                              enum snowsig_helo hc,
                               const char *env_reg, const char *from_reg, bool dom_new,
                               struct snowshoe_result *r)
 {
     size_t first = r->n;
-    enum snowsig_helo hc = snowsig_helo_class(m->helo, m->ptr, s->cfg.psl);
     add(r, "helo", helo_weight(hc), "HELO %s", snowsig_helo_name(hc));
     if (!m->ptr)
         add(r, "no_ptr", 1.0, "client has no PTR name");
@@ -465,14 +464,15 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
     struct domain *dn = *sdom ? t_get(&s->domains, fnv_lower(sdom), sdom, true) : NULL;
     bool dom_new = dn && (!dn->msgs || now - dn->first < s->cfg.new_domain_ms);
     r->platform = is_platform(s, m);
-    r->identified = !r->platform && is_identified(s, m);
+    enum snowsig_helo hc = snowsig_helo_class(m->helo, m->ptr, s->cfg.psl);
+    r->identified = !r->platform && is_identified(m, hc);
     bool by_block = !r->platform && !r->identified;
     /* trust is earned by a domain that sends from identified hosts: a
      * snowshoe domain sent from hosts without a PTR name earns none */
     bool dom_aged = dn && !by_block && dn->msgs >= 5 && !dn->spam &&
                     now - dn->first >= s->cfg.aged_domain_ms;
 
-    double msg = message_signals(s, m, env_reg, from_reg, dom_new, r);
+    double msg = message_signals(s, m, hc, env_reg, from_reg, dom_new, r);
     r->msg_score = msg > SNOWSHOE_MSG_CAP ? SNOWSHOE_MSG_CAP : msg;
 
     uint32_t iph = m->client ? (uint32_t)fnv(m->client->b, sizeof m->client->b, FNV0) : 0;
@@ -686,7 +686,8 @@ void snowshoe_spam(struct snowshoe *s, const struct snowshoe_msg *m)
     if (m->client && !platform) {
         /* the block, or the operator, remembers; a shared platform does not
          * (its next customer is somebody else) */
-        uint64_t k = cluster_key(s, m, sdom, false, is_identified(s, m), label, sizeof label);
+        enum snowsig_helo hc = snowsig_helo_class(m->helo, m->ptr, s->cfg.psl);
+        uint64_t k = cluster_key(s, m, sdom, false, is_identified(m, hc), label, sizeof label);
         struct block *b = t_get(&s->blocks, k, NULL, true);
         b->memory = decayed(s, b, m->time_ms) + 1.0;
         b->mem_t = m->time_ms;
