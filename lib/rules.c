@@ -672,6 +672,22 @@ static const struct {
     { "threshold", parse_threshold },
 };
 
+/* What the milter asks of a ruleset for every message, worked out once. */
+static void summarise(struct ruleset *rs)
+{
+    rs->scoring = rs->nzones || rs->spf_used || rs->nthresholds;
+    for (size_t i = 0; i < rs->n; i++)
+        rs->scoring |= rs->v[i].verb == RULE_SCORE;
+    rs->early_refusal = false;
+    for (size_t i = 0; i < rs->nthresholds; i++)
+        rs->early_refusal |= rs->thresholds[i].early &&
+                             (rs->thresholds[i].action == VERDICT_TEMPFAIL ||
+                              rs->thresholds[i].action == VERDICT_REJECT);
+    rs->uri_zones = false;
+    for (size_t i = 0; i < rs->nzones; i++)
+        rs->uri_zones |= rs->zones[i].z.kind == DNSBL_URI;
+}
+
 int rules_parse(struct ruleset *rs, const char *fname, const char *text,
                 size_t len, char *err, size_t errlen)
 {
@@ -716,6 +732,7 @@ int rules_parse(struct ruleset *rs, const char *fname, const char *text,
         to_next_line(&lx);
     }
     rs->nfiles++;
+    summarise(rs);
     return 0;
 }
 

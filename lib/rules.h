@@ -105,6 +105,10 @@ struct ruleset {
     size_t nthresholds;
     double spf_weight[RULES_SPF_COUNT];
     bool spf_used;             /* some `spf` statement: SPF is evaluated */
+    /* derived once per parse, read on every message */
+    bool scoring;              /* zones, spf, thresholds or score rules */
+    bool early_refusal;        /* an early tempfail/reject threshold */
+    bool uri_zones;            /* some uri zone: links are looked for */
 };
 
 struct ruleset *rules_new(void);

@@ -335,7 +335,6 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
     return SMFIS_CONTINUE;
 }
 
-
 /* ---- spam checks: blocklists, SPF, score rules ---- */
 
 /* Our own clients (trusted networks, SMTP AUTH, POP/IMAP-before-SMTP
@@ -344,26 +343,6 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 static bool scoring_on(const struct conn *c)
 {
     return !c->trusted && !c->granted && !c->auth_user && c->have_ip;
-}
-
-/* Is there anything to score with? Without it no score header is added. */
-static bool scoring_configured(const struct ruleset *rs)
-{
-    if (rs->nzones || rs->spf_used || rs->nthresholds)
-        return true;
-    for (size_t i = 0; i < rs->n; i++)
-        if (rs->v[i].verb == RULE_SCORE)
-            return true;
-    return false;
-}
-
-static bool has_early_refusal(const struct ruleset *rs)
-{
-    for (size_t i = 0; i < rs->nthresholds; i++)
-        if (rs->thresholds[i].early && (rs->thresholds[i].action == VERDICT_TEMPFAIL ||
-                                        rs->thresholds[i].action == VERDICT_REJECT))
-            return true;
-    return false;
 }
 
 static void run_spf(struct conn *c)
@@ -492,7 +471,7 @@ static const struct score_result *early_score(struct conn *c)
         return &c->early;
     c->early_done = true;
     memset(&c->early, 0, sizeof c->early);
-    if (!scoring_on(c) || !has_early_refusal(c->policy->rules))
+    if (!scoring_on(c) || !c->policy->rules->early_refusal)
         return &c->early;
     run_spf(c);
     c->early_ev = verdict_new(VERDICT_KIND_RCPT);
@@ -690,18 +669,10 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
     return SMFIS_CONTINUE;
 }
 
-static bool has_uri_zone(const struct ruleset *rs)
-{
-    for (size_t i = 0; i < rs->nzones; i++)
-        if (rs->zones[i].z.kind == DNSBL_URI)
-            return true;
-    return false;
-}
-
 static sfsistat on_eoh(SMFICTX *ctx)
 {
     struct conn *c = smfi_getpriv(ctx);
-    if (c && c->msg && scoring_on(c) && c->dc && kj.psl && has_uri_zone(c->policy->rules))
+    if (c && c->msg && scoring_on(c) && c->dc && kj.psl && c->policy->rules->uri_zones)
         c->uri = uri_scan_new(kj.psl, c->ctype, c->cte, URI_MAX_BYTES, URI_MAX_HOSTS);
     return SMFIS_CONTINUE;
 }
@@ -750,7 +721,7 @@ static void spf_headers(SMFICTX *ctx, const struct conn *c)
 static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
 {
     const struct ruleset *rs = c->policy->rules;
-    if (!scoring_on(c) || !scoring_configured(rs))
+    if (!scoring_on(c) || !rs->scoring)
         return SMFIS_CONTINUE;
     if (c->uri) {
         uri_scan_finish(c->uri);
