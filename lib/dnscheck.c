@@ -340,9 +340,9 @@ static void harvest(struct dnscheck *dc, struct item *it)
     it->outcome = dnsbl_classify(&it->rz->z, r, it->code, sizeof it->code);
     it->ttl = r->status == DNS_TIMEOUT ? -1 : r->ttl;
     it->cached = r->cached;
-    it->latency_ms = r->cached ? 0 : dns_now_ms() - it->start_ms;
-    if (r->status == DNS_OK || r->status == DNS_NXDOMAIN || r->status == DNS_NODATA)
-        it->latency_ms = r->cached ? 0 : r->latency_ms;
+    /* an answer knows its own latency; a timeout lasted until now */
+    bool answered = r->status == DNS_OK || r->status == DNS_NXDOMAIN || r->status == DNS_NODATA;
+    it->latency_ms = r->cached ? 0 : answered ? r->latency_ms : dns_now_ms() - it->start_ms;
     if (it->outcome == DNSBL_DEGRADED && !it->code[0])
         snprintf(it->code, sizeof it->code, "%s", dns_status_name(r->status));
     /* an answer outside the zone's codes is clean, but keep it as evidence */
