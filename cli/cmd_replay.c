@@ -56,6 +56,16 @@ struct replay {
     size_t skipped;
 };
 
+/* One line on stderr about path: escaped, since a file name (a maildir's,
+ * an archive's) may hold anything. */
+static void complain(const char *path, const char *what, const char *tail)
+{
+    struct sbuf b = SBUF_INIT;
+    esc_text_s(&b, path);
+    fprintf(stderr, "kanjiki replay: %s: %s%s\n", sbuf_str(&b), what, tail);
+    sbuf_free(&b);
+}
+
 static void add_item(struct replay *r, const char *path, const char *text, size_t len)
 {
     if (r->n == r->cap) {
@@ -70,7 +80,7 @@ static void add_item(struct replay *r, const char *path, const char *text, size_
     it->len = len;
     char err[160];
     if (mailmsg_parse(it->text, len, r->conf->trusted_networks, &it->m, err, sizeof err) < 0) {
-        fprintf(stderr, "kanjiki replay: %s: %s (skipped)\n", path, err);
+        complain(path, err, " (skipped)");
         free(it->text);
         r->skipped++;
         return;
@@ -101,7 +111,7 @@ static int read_file(struct replay *r, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "kanjiki replay: %s: %s\n", path, strerror(errno));
+        complain(path, strerror(errno), "");
         return -1;
     }
     struct sbuf b = SBUF_INIT;
@@ -112,8 +122,7 @@ static int read_file(struct replay *r, const char *path)
     bool err = ferror(f);
     fclose(f);
     if (err || b.len > MAX_FILE) {
-        fprintf(stderr, "kanjiki replay: %s: %s (skipped)\n", path,
-                err ? "read error" : "larger than 64 MiB");
+        complain(path, err ? "read error" : "larger than 64 MiB", " (skipped)");
         sbuf_free(&b);
         r->skipped++;
         return 0;
@@ -137,7 +146,7 @@ static int read_arg(struct replay *r, const char *path, int depth)
 {
     struct stat st;
     if (stat(path, &st) < 0) {
-        fprintf(stderr, "kanjiki replay: %s: %s\n", path, strerror(errno));
+        complain(path, strerror(errno), "");
         return -1;
     }
     if (!S_ISDIR(st.st_mode))
@@ -146,7 +155,7 @@ static int read_arg(struct replay *r, const char *path, int depth)
         return 0;
     DIR *d = opendir(path);
     if (!d) {
-        fprintf(stderr, "kanjiki replay: %s: %s\n", path, strerror(errno));
+        complain(path, strerror(errno), "");
         return -1;
     }
     char **names = NULL;
