@@ -15,6 +15,7 @@
 #include "esc.h"
 #include "mailmsg.h"
 #include "sbuf.h"
+#include "rules.h"
 #include "snowshoe.h"
 #include "table.h"
 #include "timeutil.h"
@@ -31,6 +32,8 @@ static const char *help_text =
     "time taken from its own headers (Received-SPF client-ip=, Authentication-\n"
     "Results sender IP, else the first Received: hop from a public address not\n"
     "in trusted_networks), in time order, and print each verdict and a summary.\n"
+    "Actions follow the snowshoe thresholds and windows of the rules directory\n"
+    "(built-in: tag 4.5, tempfail 8, reject 10, refusing only with a cluster).\n"
     "  --align           place every FILE|DIR argument after the first on the\n"
     "                    first one's time span (linearly), so mail of different\n"
     "                    years shares one timeline\n"
@@ -316,6 +319,14 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
             return 1;
         }
     }
+    /* the rules' snowshoe thresholds and windows, as in the milter */
+    struct ruleset *rules = NULL;
+    if (rdir && rules_load_dir(rdir, &rules, err, sizeof err) < 0) {
+        fprintf(stderr, "kanjiki replay: %s\n", err);
+        snowshoe_platforms_clear(&plat);
+        snowsig_tlds_free(tl);
+        return 1;
+    }
     err[0] = 0;
     struct psl *psl = psl_load(PSL_PATH, err, sizeof err);
     if (err[0])
@@ -332,6 +343,7 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
 
     struct snowshoe_cfg cfg;
     snowshoe_cfg_defaults(&cfg);
+    rules_snowshoe_cfg(rules, &cfg);
     cfg.psl = psl;
     cfg.tlds = tl;
     cfg.platform_nets = plat.nets;
@@ -361,7 +373,9 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
         };
         struct snowshoe_result res;
         snowshoe_eval(ss, &sm, &res);
-        enum verdict_action a = snowshoe_default_action(&res);
+        const struct rules_threshold *th =
+            rules_snowshoe_threshold_for(rules, res.score, res.cluster);
+        enum verdict_action a = th ? th->action : VERDICT_ACCEPT;
         if (a >= VERDICT_TAG)
             snowshoe_spam(ss, &sm);
         counts[a]++;
@@ -400,6 +414,7 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
             counts[VERDICT_TEMPFAIL], counts[VERDICT_REJECT], cluster, platform, us, st.blocks,
             st.domains, st.bytes / 1024);
     snowshoe_free(ss);
+    rules_free(rules);
     for (size_t i = 0; i < r.n; i++) {
         mailmsg_clear(&r.v[i].m);
         free(r.v[i].text);

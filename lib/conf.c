@@ -71,6 +71,13 @@ void conf_free(struct conf *c)
     free(c);
 }
 
+static const char *const snow_names[] = { "off", "observe", "enforce" };
+
+const char *conf_snowshoe_name(enum conf_snowshoe s)
+{
+    return (unsigned)s < 3 ? snow_names[s] : "?";
+}
+
 const char *conf_default_path(void)
 {
     return access(CONF_DEFAULT_PATH, F_OK) == 0 ? CONF_DEFAULT_PATH : NULL;
@@ -415,9 +422,12 @@ static const char *apply(struct ctx *x, const char *key, const char *v)
         return NULL;
     }
     if (!strcmp(key, "snowshoe")) {
-        if (strcmp(v, "off") && strcmp(v, "observe"))
-            return "snowshoe must be off or observe";
-        c->snowshoe = !strcmp(v, "observe");
+        size_t k = 0;
+        while (k < 3 && strcmp(v, snow_names[k]))
+            k++;
+        if (k == 3)
+            return "snowshoe must be off, observe or enforce";
+        c->snowshoe = (enum conf_snowshoe)k;
         return NULL;
     }
     if (!strcmp(key, "queue_size")) {
@@ -585,5 +595,5 @@ void conf_print(const struct conf *c, FILE *f)
     fprintf(f, "popauth_ipv6_prefix = %u\n", c->popauth_ipv6_prefix);
     fprintf(f, "popauth_poll = %dms\n", c->popauth_poll_ms);
     fprintf(f, "queue_size = %zu\n", c->queue_size);
-    fprintf(f, "snowshoe = %s\n", c->snowshoe ? "observe" : "off");
+    fprintf(f, "snowshoe = %s\n", conf_snowshoe_name(c->snowshoe));
 }

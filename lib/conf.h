@@ -16,6 +16,8 @@
 #define CONF_DEFAULT_PATH KANJIKI_SYSCONFDIR "/kanjiki.conf"
 
 enum conf_mode { CONF_MODE_ENFORCE = 0, CONF_MODE_MONITOR };
+/* snowshoe = off | observe (score and record) | enforce (and act) */
+enum conf_snowshoe { CONF_SNOW_OFF = 0, CONF_SNOW_OBSERVE, CONF_SNOW_ENFORCE };
 
 /* allow_routing bits beyond the addr_trick ones (lib/addr.h) */
 #define CONF_ALLOW_IP_LITERAL (1u << 16)
@@ -45,7 +47,7 @@ struct conf {
     unsigned popauth_ipv6_prefix;   /* 128 = exact, 64 = the client's /64 */
     int popauth_poll_ms;            /* how often the milter looks for new grants */
     size_t queue_size;              /* verdicts kept in memory for the store */
-    bool snowshoe;                  /* "observe": run the snowshoe detector */
+    enum conf_snowshoe snowshoe;    /* run the snowshoe detector, act on it */
 };
 
 struct conf *conf_defaults(void);
@@ -54,6 +56,7 @@ int conf_load(const char *path, struct conf **out, char *err, size_t errlen);
 /* The file kanjiki uses when none is named: CONF_DEFAULT_PATH when it
  * exists, else NULL (built-in defaults). */
 const char *conf_default_path(void);
+const char *conf_snowshoe_name(enum conf_snowshoe s);   /* "off", ... */
 void conf_free(struct conf *c);
 
 bool conf_is_local_domain(const struct conf *c, const char *domain);

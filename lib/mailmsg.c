@@ -1059,6 +1059,19 @@ static void parse_from(const char *v, char **addr_out, char **disp_out)
     sbuf_free(&clean);
 }
 
+char *mailmsg_from_display(const char *from_value)
+{
+    char *addr, *disp;
+    parse_from(from_value, &addr, &disp);
+    free(addr);
+    return disp;
+}
+
+char *mailmsg_decode_words(const char *value)
+{
+    return decode_2047(value);
+}
+
 /* "<id@domain>" -> "id@domain" (a bare id kept as its first word) */
 static char *angle_value(const char *v)
 {

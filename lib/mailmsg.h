@@ -62,6 +62,13 @@ void mailmsg_clear(struct mailmsg *m);
  * not in struct mailmsg. */
 char *mailmsg_header(const char *text, size_t len, const char *name);
 
+/* A From: value's display name, decoded as from_display above (a new
+ * string, or NULL when there is none): the milter sees header fields one
+ * by one and must read them as a replay does. */
+char *mailmsg_from_display(const char *from_value);
+/* A header value with its RFC 2047 words decoded as above (new string). */
+char *mailmsg_decode_words(const char *value);
+
 /* mbox: split text into messages at "From " lines (mboxo/mboxrd: a line
  * ">From " in a body stays as it is). Calls fn for each message (without
  * its "From " line); fn returning non-zero stops. Returns how many

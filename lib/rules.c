@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,11 @@ void rules_free(struct ruleset *rs)
         free(rs->thresholds[i].where);
     }
     free(rs->thresholds);
+    for (size_t i = 0; i < rs->snow.nthresholds; i++) {
+        free(rs->snow.thresholds[i].reply_text);
+        free(rs->snow.thresholds[i].where);
+    }
+    free(rs->snow.thresholds);
     free(rs);
 }
 
@@ -580,7 +586,10 @@ static int parse_spf(struct lexer *lx, struct ruleset *rs, const struct tok *ver
     return 0;
 }
 
-static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+/* One threshold after its verb ("threshold" or "snowshoe threshold") into
+ * the list *v (highest first). early: whether the `early` flag is known. */
+static int parse_threshold_into(struct lexer *lx, struct rules_threshold **v, size_t *nv,
+                                const struct tok *verb, bool early_ok)
 {
     struct rules_threshold th;
     memset(&th, 0, sizeof th);
@@ -599,16 +608,16 @@ static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct to
     if (k == 4)
         return lex_error(lx, t.line, t.col, "expected tag, quarantine, tempfail or reject");
     th.action = acts[k].a;
-    for (size_t i = 0; i < rs->nthresholds; i++)
-        if (rs->thresholds[i].score == th.score)
+    for (size_t i = 0; i < *nv; i++)
+        if ((*v)[i].score == th.score)
             return lex_error(lx, verb->line, verb->col, "threshold %g already defined at %s",
-                             th.score, rs->thresholds[i].where);
+                             th.score, (*v)[i].where);
     struct rule tmp;
     memset(&tmp, 0, sizeof tmp);
     int rc = 0;
     while (rc >= 0 && (rc = next_tok(lx, &t)) >= 0 && t.kind != TOK_END) {
         const char *why = NULL;
-        if (t.kind == TOK_WORD && !strcmp(t.text, "early")) {
+        if (early_ok && t.kind == TOK_WORD && !strcmp(t.text, "early")) {
             th.early = true;
         } else if (t.kind == TOK_WORD && !strcmp(t.text, "reply")) {
             struct tok r;
@@ -626,7 +635,8 @@ static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct to
                 rc = lex_error(lx, r.line, r.col, "%s needs a %s reply code",
                                acts[k].name, th.action == VERDICT_REJECT ? "5xx" : "4xx");
         } else {
-            rc = lex_error(lx, t.line, t.col, "unexpected text (reply \"TEXT\" or early)");
+            rc = lex_error(lx, t.line, t.col, early_ok ? "unexpected text (reply \"TEXT\" or early)"
+                                                       : "unexpected text (reply \"TEXT\")");
         }
     }
     if (rc < 0) {
@@ -647,14 +657,73 @@ static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct to
     sbuf_addf(&w, "%s:%d", lx->fname, verb->line);
     th.where = sbuf_take(&w);
     /* keep highest first so the first one reached is the answer */
-    rs->thresholds = xrealloc(rs->thresholds, (rs->nthresholds + 1) * sizeof *rs->thresholds);
+    *v = xrealloc(*v, (*nv + 1) * sizeof **v);
     size_t at = 0;
-    while (at < rs->nthresholds && rs->thresholds[at].score > th.score)
+    while (at < *nv && (*v)[at].score > th.score)
         at++;
-    memmove(&rs->thresholds[at + 1], &rs->thresholds[at],
-            (rs->nthresholds - at) * sizeof *rs->thresholds);
-    rs->thresholds[at] = th;
-    rs->nthresholds++;
+    memmove(&(*v)[at + 1], &(*v)[at], (*nv - at) * sizeof **v);
+    (*v)[at] = th;
+    (*nv)++;
+    return 0;
+}
+
+static int parse_threshold(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+{
+    return parse_threshold_into(lx, &rs->thresholds, &rs->nthresholds, verb, true);
+}
+
+/* The snowshoe statement's settings: name, field, bounds. */
+static const struct {
+    const char *name;
+    size_t off;
+    int64_t min_ms, max_ms;
+} snow_durations[] = {
+    { "window", offsetof(struct rules_snowshoe, window_ms), 60000, 90 * 86400000LL },
+    { "short-window", offsetof(struct rules_snowshoe, short_window_ms), 60000, 90 * 86400000LL },
+    { "long-window", offsetof(struct rules_snowshoe, long_window_ms), 60000, 90 * 86400000LL },
+    { "new-domain", offsetof(struct rules_snowshoe, new_domain_ms), 60000, 365 * 86400000LL },
+    { "aged-domain", offsetof(struct rules_snowshoe, aged_domain_ms), 60000, 365 * 86400000LL },
+    { "memory-halflife", offsetof(struct rules_snowshoe, halflife_ms), 60000, 365 * 86400000LL },
+    { "retry-delay", offsetof(struct rules_snowshoe, retry_delay_ms), 0, 86400000LL },
+    { "retry-window", offsetof(struct rules_snowshoe, retry_window_ms), 60000, 30 * 86400000LL },
+};
+#define N_SNOW_DURATIONS (sizeof snow_durations / sizeof snow_durations[0])
+
+static int64_t *snow_field(struct rules_snowshoe *sn, size_t k)
+{
+    return (int64_t *)((char *)sn + snow_durations[k].off);
+}
+
+static int parse_snowshoe(struct lexer *lx, struct ruleset *rs, const struct tok *verb)
+{
+    struct tok t;
+    if (next_tok(lx, &t) < 0)
+        return -1;
+    if (t.kind == TOK_WORD && !strcmp(t.text, "threshold"))
+        return parse_threshold_into(lx, &rs->snow.thresholds, &rs->snow.nthresholds, verb,
+                                    false);
+    size_t k = 0;
+    while (k < N_SNOW_DURATIONS && (t.kind != TOK_WORD || strcmp(t.text, snow_durations[k].name)))
+        k++;
+    if (k == N_SNOW_DURATIONS)
+        return lex_error(lx, t.line, t.col, "expected threshold, window, short-window, "
+                         "long-window, new-domain, aged-domain, memory-halflife, "
+                         "retry-delay or retry-window after 'snowshoe'");
+    struct tok d;
+    int64_t ms;
+    if (next_tok(lx, &d) < 0)
+        return -1;
+    if (d.kind != TOK_WORD || tu_parse_duration_ms(d.text, &ms) < 0 ||
+        ms < snow_durations[k].min_ms || ms > snow_durations[k].max_ms)
+        return lex_error(lx, d.line, d.col, "expected a duration from %llds to %lldd "
+                         "(e.g. 30m, 24h, 7d)",
+                         (long long)snow_durations[k].min_ms / 1000,
+                         (long long)snow_durations[k].max_ms / 86400000LL);
+    if (next_tok(lx, &d) < 0)
+        return -1;
+    if (d.kind != TOK_END)
+        return lex_error(lx, d.line, d.col, "unexpected text after the duration");
+    *snow_field(&rs->snow, k) = ms ? ms : 1;   /* 0 means "default": 0s is 1 ms */
     return 0;
 }
 
@@ -670,6 +739,7 @@ static const struct {
     { "zone", parse_zone },
     { "spf", parse_spf },
     { "threshold", parse_threshold },
+    { "snowshoe", parse_snowshoe },
 };
 
 /* What the milter asks of a ruleset for every message, worked out once. */
@@ -715,14 +785,14 @@ int rules_parse(struct ruleset *rs, const char *fname, const char *text,
             continue;
         }
         if (t.kind != TOK_WORD)
-            return lex_error(&lx, t.line, t.col, "expected a statement (allow, deny, score, zone, spf or threshold)");
+            return lex_error(&lx, t.line, t.col, "expected a statement (allow, deny, score, zone, spf, threshold or snowshoe)");
         size_t k = 0;
         while (k < sizeof verbs / sizeof verbs[0] && strcmp(verbs[k].verb, t.text))
             k++;
         if (k == sizeof verbs / sizeof verbs[0]) {
             struct sbuf b = SBUF_INIT;
             esc_text_s(&b, t.text);
-            lex_error(&lx, t.line, t.col, "unknown statement '%s' (expected allow, deny, score, zone, spf or threshold)",
+            lex_error(&lx, t.line, t.col, "unknown statement '%s' (expected allow, deny, score, zone, spf, threshold or snowshoe)",
                       sbuf_str(&b));
             sbuf_free(&b);
             return -1;
@@ -907,6 +977,45 @@ const struct rules_threshold *rules_threshold_for(const struct ruleset *rs, doub
     return NULL;
 }
 
+/* The built-in snowshoe thresholds; their replies name the block (the
+ * milter writes them, so reply_text stays NULL). */
+static const struct rules_threshold snow_defaults[] = {
+    { SNOWSHOE_REJECT, VERDICT_REJECT, 550, "5.7.1", NULL, false, (char *)"built-in" },
+    { SNOWSHOE_TEMPFAIL, VERDICT_TEMPFAIL, 451, "4.7.1", NULL, false, (char *)"built-in" },
+    { SNOWSHOE_TAG, VERDICT_TAG, 0, "", NULL, false, (char *)"built-in" },
+};
+
+const struct rules_threshold *rules_snowshoe_threshold_for(const struct ruleset *rs,
+                                                           double score, bool cluster)
+{
+    const struct rules_threshold *v = snow_defaults;
+    size_t n = sizeof snow_defaults / sizeof snow_defaults[0];
+    if (rs && rs->snow.nthresholds) {
+        v = rs->snow.thresholds;
+        n = rs->snow.nthresholds;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool refuses = v[i].action == VERDICT_TEMPFAIL || v[i].action == VERDICT_REJECT;
+        if (score >= v[i].score && (cluster || !refuses))
+            return &v[i];
+    }
+    return NULL;
+}
+
+void rules_snowshoe_cfg(const struct ruleset *rs, struct snowshoe_cfg *cfg)
+{
+    if (!rs)
+        return;
+    const struct rules_snowshoe *sn = &rs->snow;
+    int64_t *dst[] = { &cfg->window_ms, &cfg->short_window_ms, &cfg->long_window_ms,
+                       &cfg->new_domain_ms, &cfg->aged_domain_ms, &cfg->memory_halflife_ms };
+    const int64_t src[] = { sn->window_ms, sn->short_window_ms, sn->long_window_ms,
+                            sn->new_domain_ms, sn->aged_domain_ms, sn->halflife_ms };
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
+        if (src[i])
+            *dst[i] = src[i];
+}
+
 static const char *spf_names[RULES_SPF_COUNT] = {
     "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror",
 };
@@ -995,5 +1104,17 @@ void rules_print(const struct ruleset *rs, FILE *f)
         if (t->reply_text)
             fprintf(f, " reply \"%d %s %s\"", t->reply_code, t->reply_xcode, t->reply_text);
         fprintf(f, "%s   # %s\n", t->early ? " early" : "", t->where);
+    }
+    for (size_t i = 0; rs && i < rs->snow.nthresholds; i++) {
+        const struct rules_threshold *t = &rs->snow.thresholds[i];
+        fprintf(f, "snowshoe threshold %g %s", t->score, verdict_action_name(t->action));
+        if (t->reply_text)
+            fprintf(f, " reply \"%d %s %s\"", t->reply_code, t->reply_xcode, t->reply_text);
+        fprintf(f, "   # %s\n", t->where);
+    }
+    for (size_t k = 0; rs && k < N_SNOW_DURATIONS; k++) {
+        int64_t ms = *snow_field((struct rules_snowshoe *)&rs->snow, k);
+        if (ms)
+            fprintf(f, "snowshoe %s %llds\n", snow_durations[k].name, (long long)ms / 1000);
     }
 }

@@ -13,6 +13,9 @@
  *   spf RESULT N          (RESULT: pass fail softfail neutral none
  *                          temperror permerror)
  *   threshold N tag|quarantine|tempfail|reject [reply "TEXT"] [early]
+ *   snowshoe threshold N tag|quarantine|tempfail|reject [reply "TEXT"]
+ *   snowshoe window|short-window|long-window|new-domain|aged-domain|
+ *            memory-halflife|retry-delay|retry-window DURATION
  *
  * Rules are tried in order (files in name order, lines in file order); the
  * first allow/deny whose subject matches decides. `allow` stops the rules
@@ -33,11 +36,13 @@
 #define KANJIKI_RULES_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cidrset.h"
 #include "dnsbl.h"
 #include "ip.h"
+#include "snowshoe.h"
 #include "verdict.h"
 
 enum rule_verb { RULE_ALLOW = 0, RULE_DENY, RULE_SCORE };
@@ -89,6 +94,20 @@ struct rules_threshold {
     char *where;
 };
 
+/* The snowshoe detector's part of the policy (`snowshoe` statements).
+ * Durations of 0 leave the detector's defaults. */
+struct rules_snowshoe {
+    int64_t window_ms, short_window_ms, long_window_ms;
+    int64_t new_domain_ms, aged_domain_ms, halflife_ms;
+    int64_t retry_delay_ms, retry_window_ms;   /* a tempfailed message's retry */
+    struct rules_threshold *thresholds;        /* highest first; none: defaults */
+    size_t nthresholds;
+};
+/* Defaults of the retry memory: a retry counts from 1 minute after the
+ * first attempt (a real MTA's queue) until 24 hours after it. */
+#define RULES_SNOW_RETRY_DELAY_MS (60 * 1000LL)
+#define RULES_SNOW_RETRY_WINDOW_MS (24 * 3600 * 1000LL)
+
 enum rules_spf {
     RULES_SPF_NONE = 0, RULES_SPF_NEUTRAL, RULES_SPF_PASS, RULES_SPF_FAIL,
     RULES_SPF_SOFTFAIL, RULES_SPF_TEMPERROR, RULES_SPF_PERMERROR,
@@ -105,6 +124,7 @@ struct ruleset {
     size_t nthresholds;
     double spf_weight[RULES_SPF_COUNT];
     bool spf_used;             /* some `spf` statement: SPF is evaluated */
+    struct rules_snowshoe snow;
     /* derived once per parse, read on every message */
     bool scoring;              /* zones, spf, thresholds or score rules */
     bool early_refusal;        /* an early tempfail/reject threshold */
@@ -140,6 +160,14 @@ double rules_score(const struct ruleset *rs, const struct rules_input *in, size_
  * ones when at_rcpt; NULL when none. */
 const struct rules_threshold *rules_threshold_for(const struct ruleset *rs, double total,
                                                   bool at_rcpt);
+/* The snowshoe threshold a detector result reaches: the rules' own, else
+ * the defaults (tag 4.5, tempfail 8, reject 10). Thresholds that refuse
+ * (tempfail, reject) need a cluster signal: per-message signals alone
+ * never refuse mail. NULL rs: the defaults. NULL when none is reached. */
+const struct rules_threshold *rules_snowshoe_threshold_for(const struct ruleset *rs,
+                                                           double score, bool cluster);
+/* The detector's windows from the rules, over its defaults in cfg. */
+void rules_snowshoe_cfg(const struct ruleset *rs, struct snowshoe_cfg *cfg);
 const char *rules_spf_name(enum rules_spf r);   /* "fail", ... */
 int rules_spf_parse(const char *s, enum rules_spf *out);
 

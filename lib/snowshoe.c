@@ -218,6 +218,18 @@ struct snowshoe *snowshoe_new(const struct snowshoe_cfg *cfg)
     return s;
 }
 
+void snowshoe_set_windows(struct snowshoe *s, const struct snowshoe_cfg *cfg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->cfg.window_ms = cfg->window_ms;
+    s->cfg.short_window_ms = cfg->short_window_ms;
+    s->cfg.long_window_ms = cfg->long_window_ms;
+    s->cfg.new_domain_ms = cfg->new_domain_ms;
+    s->cfg.aged_domain_ms = cfg->aged_domain_ms;
+    s->cfg.memory_halflife_ms = cfg->memory_halflife_ms;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void snowshoe_free(struct snowshoe *s)
 {
     if (!s)
@@ -711,17 +723,6 @@ void snowshoe_get_stats(struct snowshoe *s, struct snowshoe_stats *o)
                s->domains.n * (sizeof(struct domain) + 32) + s->prints.n * sizeof(struct print) +
                (s->blocks.nb + s->wides.nb + s->domains.nb + s->prints.nb) * sizeof(void *);
     pthread_mutex_unlock(&s->mu);
-}
-
-enum verdict_action snowshoe_default_action(const struct snowshoe_result *r)
-{
-    if (r->score >= SNOWSHOE_REJECT && r->cluster)
-        return VERDICT_REJECT;
-    if (r->score >= SNOWSHOE_TEMPFAIL)
-        return VERDICT_TEMPFAIL;
-    if (r->score >= SNOWSHOE_TAG)
-        return VERDICT_TAG;
-    return VERDICT_ACCEPT;
 }
 
 int snowshoe_platforms_load(const char *path, struct snowshoe_platforms *p, char *err,

@@ -89,6 +89,9 @@ struct snowshoe_result {
 struct snowshoe;
 struct snowshoe *snowshoe_new(const struct snowshoe_cfg *cfg);
 void snowshoe_free(struct snowshoe *s);
+/* Take the windows (the *_ms durations) of cfg; the rest stays (a reload
+ * changes windows, not table sizes or lists). */
+void snowshoe_set_windows(struct snowshoe *s, const struct snowshoe_cfg *cfg);
 
 /* Score m against what came before, then remember it. */
 void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
@@ -108,12 +111,12 @@ void snowshoe_get_stats(struct snowshoe *s, struct snowshoe_stats *out);
  * suspicious, never spam. */
 #define SNOWSHOE_MSG_CAP 3.0
 
-/* The default actions: tag from 4.5, tempfail from 8, reject from 10 but
- * only when a cluster signal is present (never on per-message signals). */
+/* The default actions (rules_snowshoe_threshold_for in lib/rules.h): tag
+ * from 4.5, tempfail from 8, reject from 10 but only when a cluster signal
+ * is present (never on per-message signals). */
 #define SNOWSHOE_TAG 4.5
 #define SNOWSHOE_TEMPFAIL 8.0
 #define SNOWSHOE_REJECT 10.0
-enum verdict_action snowshoe_default_action(const struct snowshoe_result *r);
 
 /* ---- persistence (the milter saves the state in SQLite; kanjiki clusters
  * reads it) ---- */

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "esc.h"
+#include "fcrdns.h"
 #include "log.h"
 #include "mailmsg.h"
 #include "milter.h"
@@ -70,8 +71,11 @@ struct conn {
     size_t n_ar_forged;
     unsigned xk_seen[4];              /* X-Kanjiki-Score, -Spam, -Monitor, -Snowshoe */
     /* for the snowshoe detector */
-    char *from_domain, *msgid_domain, *subject;
+    char *from_domain, *msgid_domain, *subject, *display;
     struct sbuf body;                 /* the first SNOW_BODY bytes */
+    struct fcrdns *fcr;               /* the client's PTR name, checked by us */
+    bool fcr_done;
+    struct fcrdns_result fcr_res;
     struct uri_scan *uri;
 };
 
@@ -144,7 +148,8 @@ static void txn_reset(struct conn *c)
     free(c->from_domain);
     free(c->msgid_domain);
     free(c->subject);
-    c->from_domain = c->msgid_domain = c->subject = NULL;
+    free(c->display);
+    c->from_domain = c->msgid_domain = c->subject = c->display = NULL;
     sbuf_free(&c->body);
     c->nallowed = 0;
     verdict_free(c->early_ev);
@@ -168,6 +173,7 @@ static void conn_free(struct conn *c)
     free(c->helo);
     free(c->mta_name);
     dnscheck_free(c->dc);
+    fcrdns_free(c->fcr);
     policy_unref(c->policy);
     free(c);
 }
@@ -303,6 +309,8 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
     if (!c->trusted && kj.dns && c->have_ip) {
         c->dc = dnscheck_new(kj.dns, c->policy->rules, kj.health, kj.dns_timeout_ms);
         dnscheck_client(c->dc, &c->ip);   /* all zones at once, harvested later */
+        if (kj.snow && cf->snowshoe != CONF_SNOW_OFF)
+            c->fcr = fcrdns_start(kj.dns, &c->ip, dns_now_ms() + kj.dns_timeout_ms);
     }
     return SMFIS_CONTINUE;
 }
@@ -332,6 +340,7 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
     const char *at = c->sender ? strrchr(c->sender, '@') : NULL;
     if (at && !c->auth_user)
         dnscheck_domain(c->dc, at + 1, RULES_CHECK_SENDER);
+    fcrdns_poll(c->fcr);   /* the forward lookups start as soon as they can */
     return SMFIS_CONTINUE;
 }
 
@@ -647,6 +656,7 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
             dnscheck_domain(c->dc, dom, RULES_CHECK_FROM);
             c->from_domain = xstrdup(dom);
         }
+        c->display = mailmsg_from_display(v);
         free(v);
     } else if (!strcasecmp(name, "Message-ID") && !c->msgid_domain) {
         /* <local@domain>: the part after the last '@' */
@@ -660,7 +670,9 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
             }
         }
     } else if (!strcasecmp(name, "Subject") && !c->subject) {
-        c->subject = copy_arg(value, 998);
+        char *raw = copy_arg(value, 998);
+        c->subject = mailmsg_decode_words(raw);   /* as kanjiki replay reads it */
+        free(raw);
     } else if (!strcasecmp(name, "Content-Type") && !c->ctype) {
         c->ctype = copy_arg(value, MAX_HDR_VALUE);
     } else if (!strcasecmp(name, "Content-Transfer-Encoding") && !c->cte) {
@@ -716,6 +728,66 @@ static void spf_headers(SMFICTX *ctx, const struct conn *c)
     add_header(ctx, true, "Received-SPF", c->spf.received_spf);
 }
 
+/* Every recipient kept is exempt from scoring by an allow rule. */
+static bool all_exempt(const struct conn *c, const struct verdict *v)
+{
+    /* recipients that would have been refused (monitor) do not count */
+    size_t kept = v->nrcpts - c->monitor_refused;
+    return c->nallowed && c->nallowed == kept;
+}
+
+/* Monitor mode: the action is only noted, in the verdict and in the one
+ * X-Kanjiki-Monitor header on_eom writes (with the notes about recipients
+ * an early threshold would have refused). */
+static void note_would(struct conn *c, struct verdict *v, enum verdict_action a,
+                       const char *what, double score)
+{
+    v->monitor = true;
+    if (a > v->action)
+        v->action = a;
+    if (c->monitor.len)
+        sbuf_adds(&c->monitor, "; ");
+    sbuf_addf(&c->monitor, "would %s (%s %.1f)", verdict_action_name(a), what, score);
+}
+
+/* Carry out an action at the end of the message: tag (X-Kanjiki-Spam: yes,
+ * WHAT=SCORE), quarantine, or a tempfail/reject reply. Returns the libmilter
+ * status. */
+static sfsistat act(SMFICTX *ctx, struct verdict *v, enum verdict_action a, const char *what,
+                    double score, int code, const char *xcode, const char *text)
+{
+    enum verdict_action before = v->action;
+    v->action = a;
+    char hv[96];
+    if (a == VERDICT_TAG || a == VERDICT_QUARANTINE) {
+        if (before < VERDICT_TAG) {
+            snprintf(hv, sizeof hv, "yes, %s=%.1f", what, score);
+            add_header(ctx, false, "X-Kanjiki-Spam", hv);
+        }
+        if (a == VERDICT_QUARANTINE) {
+            snprintf(hv, sizeof hv, "kanjiki: %s score %.1f",
+                     strcmp(what, "score") ? what : "spam", score);
+            if (smfi_quarantine(ctx, hv) != MI_SUCCESS) {
+                log_msg(LOG_WARNING, "quarantine refused by the MTA; message tagged only");
+                v->action = VERDICT_TAG;
+            }
+        }
+        return SMFIS_CONTINUE;
+    }
+    /* libmilter takes non-const strings */
+    char num[8], xc[16], tx[512];
+    snprintf(num, sizeof num, "%d", code);
+    snprintf(xc, sizeof xc, "%s", xcode);
+    snprintf(tx, sizeof tx, "%s", text);
+    struct sbuf reply = SBUF_INIT;
+    sbuf_addf(&reply, "%d %s %s", code, xc, tx);
+    verdict_set(&v->reply, sbuf_str(&reply));
+    sbuf_free(&reply);
+    if (smfi_setreply(ctx, num, xc, tx) != MI_SUCCESS)
+        log_msg(LOG_WARNING, "could not set reply text %s %s", num, xcode);
+    return a == VERDICT_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+}
+
 /* Blocklists, SPF and score rules on the whole message: evidence into v,
  * headers, and the action. Returns the libmilter status. */
 static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
@@ -733,9 +805,7 @@ static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
     }
     run_spf(c);
     gather(c, v);
-    /* recipients that would have been refused (monitor) do not count */
-    size_t kept = v->nrcpts - c->monitor_refused;
-    bool exempt = c->nallowed && c->nallowed == kept;
+    bool exempt = all_exempt(c, v);
     struct score_result res;
     score_verdict(c, v, false, exempt, &res);
     spf_headers(ctx, c);
@@ -745,83 +815,123 @@ static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
     if (res.action == VERDICT_ACCEPT || exempt)
         return SMFIS_CONTINUE;
     if (v->monitor || c->policy->conf->mode == CONF_MODE_MONITOR) {
-        v->monitor = true;
-        if (res.action > v->action)
-            v->action = res.action;
-        /* one X-Kanjiki-Monitor header: on_eom writes it with the notes
-         * about recipients an early threshold would have refused */
-        if (c->monitor.len)
-            sbuf_adds(&c->monitor, "; ");
-        sbuf_addf(&c->monitor, "would %s (score %.1f)", verdict_action_name(res.action),
-                  res.total);
+        note_would(c, v, res.action, "score", res.total);
         return SMFIS_CONTINUE;
     }
-    v->action = res.action;
-    if (res.action == VERDICT_TAG || res.action == VERDICT_QUARANTINE) {
-        snprintf(hv, sizeof hv, "yes, score=%.1f", res.total);
-        add_header(ctx, false, "X-Kanjiki-Spam", hv);
-        if (res.action == VERDICT_QUARANTINE) {
-            snprintf(hv, sizeof hv, "kanjiki: spam score %.1f", res.total);
-            if (smfi_quarantine(ctx, hv) != MI_SUCCESS) {
-                log_msg(LOG_WARNING, "quarantine refused by the MTA; message tagged only");
-                v->action = VERDICT_TAG;
-            }
-        }
-        return SMFIS_CONTINUE;
-    }
-    char code[8];
-    snprintf(code, sizeof code, "%d", res.code);
-    struct sbuf reply = SBUF_INIT;
-    sbuf_addf(&reply, "%d %s %s", res.code, res.xcode, res.text);
-    verdict_set(&v->reply, sbuf_str(&reply));
-    sbuf_free(&reply);
-    if (smfi_setreply(ctx, code, res.xcode, res.text) != MI_SUCCESS)
-        log_msg(LOG_WARNING, "could not set reply text %s %s", code, res.xcode);
-    return res.action == VERDICT_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+    return act(ctx, v, res.action, "score", res.total, res.code, res.xcode, res.text);
 }
 
-/* The snowshoe detector, observing: its score and signals go into the
- * verdict and an X-Kanjiki-Snowshoe header; the rules do not act on it yet
- * (kanjiki.rules(5)). Its state is in memory and starts empty. */
-static void snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
+/* What identifies a message across its delivery attempts: the block it
+ * comes from, the envelope sender and the recipients (as greylisting's
+ * triplet, by block so that a retry from the pool's next address counts). */
+static uint64_t retry_key(const struct conn *c, const struct verdict *v, const char *block)
 {
-    if (!kj.snow || !scoring_on(c))
-        return;
+    uint64_t h = retrymem_hash(RETRYMEM_HASH_INIT, block, strlen(block) + 1);
+    const char *snd = c->sender ? c->sender : "";
+    h = retrymem_hash(h, snd, strlen(snd) + 1);
+    for (size_t i = 0; i < v->nrcpts; i++)
+        h = retrymem_hash(h, v->rcpts[i], strlen(v->rcpts[i]) + 1);
+    return h;
+}
+
+/* The client's PTR name (NULL: none) and whether it resolves back to the
+ * client: our own lookups through the shared resolver (started at
+ * connect), or, when they could not say, the MTA's: Postfix and sendmail
+ * pass a name only when it resolves back to the client (else "unknown" or
+ * "[address]"). */
+static bool client_ptr(struct conn *c, const char **name)
+{
+    if (c->fcr && !c->fcr_done) {
+        fcrdns_finish(c->fcr, dns_now_ms() + kj.dns_timeout_ms, &c->fcr_res);
+        c->fcr_done = true;
+    }
+    if (c->fcr && c->fcr_res.status != FCRDNS_TEMPFAIL) {
+        *name = c->fcr_res.name[0] ? c->fcr_res.name : NULL;
+        return c->fcr_res.status == FCRDNS_CONFIRMED;
+    }
+    *name = c->client_name && strcasecmp(c->client_name, "unknown") ? c->client_name : NULL;
+    return *name != NULL;
+}
+
+/* The snowshoe detector: its score and signals go into the verdict and an
+ * X-Kanjiki-Snowshoe header; with snowshoe = enforce the rules' snowshoe
+ * thresholds act (kanjiki.rules(5)) when they ask more than the score did.
+ * A tempfail is for the first attempt: the retry of a message it delayed
+ * (retry-delay after it, within retry-window) is tagged instead. rc: the
+ * status so far; returns the final one. */
+static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v, sfsistat rc)
+{
+    const struct conf *conf = c->policy->conf;
+    const struct ruleset *rules = c->policy->rules;
+    if (!kj.snow || conf->snowshoe == CONF_SNOW_OFF || !scoring_on(c))
+        return rc;
     const char *at = c->sender ? strrchr(c->sender, '@') : NULL;
-    /* Postfix and sendmail pass a name only when it resolves back to the
-     * client (else "unknown" or "[address]") */
-    const char *ptr = c->client_name && strcasecmp(c->client_name, "unknown") ? c->client_name
-                                                                              : NULL;
+    const char *ptr;
+    bool confirmed = client_ptr(c, &ptr);
+    int64_t now = tu_now_ms();
     struct snowshoe_msg m = {
-        .time_ms = tu_now_ms(),
+        .time_ms = now,
         .client = &c->ip,
         .helo = c->helo,
         .ptr = ptr,
-        .ptr_confirmed = ptr != NULL,
+        .ptr_confirmed = confirmed,
         .env_domain = at && at[1] ? at + 1 : NULL,
         .from_domain = c->from_domain,
         .msgid_domain = c->msgid_domain,
         .subject = c->subject,
+        .display = c->display,
         .body_fp = c->body.len ? mailmsg_body_fingerprint(sbuf_str(&c->body), c->body.len,
                                                           c->ctype, c->cte)
                                : 0,
     };
     struct snowshoe_result r;
     snowshoe_eval(kj.snow, &m, &r);
-    enum verdict_action would = snowshoe_default_action(&r);
-    if (would >= VERDICT_TAG)
-        snowshoe_spam(kj.snow, &m);   /* memory builds as it will when it acts */
+    const struct rules_threshold *th = rules_snowshoe_threshold_for(rules, r.score, r.cluster);
+    enum verdict_action want = th ? th->action : VERDICT_ACCEPT;
+    bool enforce = conf->snowshoe == CONF_SNOW_ENFORCE && !all_exempt(c, v);
+    bool monitor = v->monitor || conf->mode == CONF_MODE_MONITOR;
+    const char *retry = NULL;
+    if (want == VERDICT_TEMPFAIL && enforce && !monitor && kj.retry) {
+        int64_t delay = rules->snow.retry_delay_ms ? rules->snow.retry_delay_ms
+                                                   : RULES_SNOW_RETRY_DELAY_MS;
+        int64_t window = rules->snow.retry_window_ms ? rules->snow.retry_window_ms
+                                                     : RULES_SNOW_RETRY_WINDOW_MS;
+        switch (retrymem_seen(kj.retry, retry_key(c, v, r.block), now, delay, window)) {
+        case RETRYMEM_FIRST: retry = "first attempt"; break;
+        case RETRYMEM_EARLY: retry = "resent too soon"; break;
+        case RETRYMEM_RETRY:
+            retry = "retried: tagged";
+            want = VERDICT_TAG;
+            break;
+        }
+    }
+    /* memory builds once per message, not once per attempt */
+    if (want >= VERDICT_TAG && (!retry || !strcmp(retry, "first attempt")))
+        snowshoe_spam(kj.snow, &m);
+    const char *mode = conf->snowshoe == CONF_SNOW_ENFORCE ? "" : "would ";
     struct sbuf t = SBUF_INIT;
-    sbuf_addf(&t, "snowshoe score %.1f (%s), %s: would %s", r.score,
+    sbuf_addf(&t, "snowshoe score %.1f (%s), %s: %s%s", r.score,
               r.cluster ? "cluster signals" : "no cluster signal", r.block[0] ? r.block : "-",
-              verdict_action_name(would));
+              mode, verdict_action_name(want));
+    if (retry)
+        sbuf_addf(&t, " (%s)", retry);
     struct verdict_reason *rs = verdict_add_reason(v, "snowshoe", "snowshoe_score",
                                                    sbuf_str(&t));
     char num[32];
     snprintf(num, sizeof num, "%.2f", r.score);
     verdict_reason_attr(rs, "score", num);
     verdict_reason_attr(rs, "block", r.block);
-    verdict_reason_attr(rs, "would", verdict_action_name(would));
+    char pt[300];
+    snprintf(pt, sizeof pt, "%s (%s%s)", ptr ? ptr : "-",
+             !ptr ? "none" : confirmed ? "confirmed" : "not confirmed",
+             c->fcr && c->fcr_res.status != FCRDNS_TEMPFAIL ? "" : ", by the MTA");
+    verdict_reason_attr(rs, "ptr", pt);
+    verdict_reason_attr(rs, conf->snowshoe == CONF_SNOW_ENFORCE ? "action" : "would",
+                        verdict_action_name(want));
+    if (th)
+        verdict_reason_attr(rs, "threshold", th->where);
+    if (retry)
+        verdict_reason_attr(rs, "retry", retry);
     for (size_t i = 0; i < r.n; i++) {
         char key[48], val[160];
         snprintf(key, sizeof key, "signal_%s", r.c[i].signal);
@@ -829,12 +939,30 @@ static void snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
         verdict_reason_attr(rs, key, val);
     }
     sbuf_reset(&t);
-    sbuf_addf(&t, "%.1f (%s; would %s; ", r.score, r.cluster ? "cluster" : "no cluster",
-              verdict_action_name(would));
+    sbuf_addf(&t, "%.1f (%s; %s%s; ", r.score, r.cluster ? "cluster" : "no cluster", mode,
+              verdict_action_name(want));
     esc_header(&t, r.block[0] ? r.block : "-", strlen(r.block[0] ? r.block : "-"));
     sbuf_addc(&t, ')');
     add_header(ctx, false, "X-Kanjiki-Snowshoe", sbuf_str(&t));
     sbuf_free(&t);
+    /* the more severe of the score's action and this one */
+    if (!enforce || want <= v->action)
+        return rc;
+    if (monitor) {
+        note_would(c, v, want, "snowshoe", r.score);
+        return rc;
+    }
+    char text[256], safe[96];
+    if (th->reply_text) {
+        snprintf(text, sizeof text, "%s", th->reply_text);
+    } else {
+        score_reply_safe(r.block[0] ? r.block : "your network", safe, sizeof safe);
+        snprintf(text, sizeof text,
+                 want == VERDICT_REJECT ? "Mail from %s looks like snowshoe spam"
+                                        : "Mail from %s is delayed, try again later",
+                 safe);
+    }
+    return act(ctx, v, want, "snowshoe", r.score, th->reply_code, th->reply_xcode, text);
 }
 
 static sfsistat on_eom(SMFICTX *ctx)
@@ -862,7 +990,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     }
     delete_forged(ctx, c);
     sfsistat rc = score_message(ctx, c, v);
-    snowshoe_message(ctx, c, v);
+    rc = snowshoe_message(ctx, c, v, rc);
     if (c->monitor.len)
         add_header(ctx, false, "X-Kanjiki-Monitor", sbuf_str(&c->monitor));
     v->time_ms = tu_now_ms();

@@ -149,8 +149,31 @@ static void *snow_thread(void *arg)
     return NULL;
 }
 
-void kj_snowshoe_start(const struct conf *c)
+/* Attempts remembered for their retry: 16 bytes each. */
+#define RETRY_SLOTS 65536
+
+static void snow_cfg(const struct ruleset *rs, struct snowshoe_cfg *cfg)
 {
+    snowshoe_cfg_defaults(cfg);
+    cfg->psl = kj.psl;
+    cfg->tlds = kj.tlds;
+    cfg->platform_nets = kj.plat.nets;
+    cfg->platform_ptrs = (const char *const *)kj.plat.ptrs;
+    rules_snowshoe_cfg(rs, cfg);
+}
+
+void kj_snowshoe_configure(const struct ruleset *rs)
+{
+    if (!kj.snow)
+        return;
+    struct snowshoe_cfg cfg;
+    snow_cfg(rs, &cfg);
+    snowshoe_set_windows(kj.snow, &cfg);
+}
+
+void kj_snowshoe_start(const struct policy *p)
+{
+    const struct conf *c = p->conf;
     char path[4200], err[512];
     if (c->rules_dir) {
         snprintf(path, sizeof path, "%s/risky-tlds.list", c->rules_dir);
@@ -162,12 +185,9 @@ void kj_snowshoe_start(const struct conf *c)
             log_msg(LOG_ERR, "snowshoe: %s (shared platforms not recognised)", err);
     }
     struct snowshoe_cfg cfg;
-    snowshoe_cfg_defaults(&cfg);
-    cfg.psl = kj.psl;
-    cfg.tlds = kj.tlds;
-    cfg.platform_nets = kj.plat.nets;
-    cfg.platform_ptrs = (const char *const *)kj.plat.ptrs;
+    snow_cfg(p->rules, &cfg);
     kj.snow = snowshoe_new(&cfg);
+    kj.retry = retrymem_new(RETRY_SLOTS);
     /* what the last run knew */
     snow_db = xstrdup(c->database);
     struct store *st;
@@ -178,7 +198,8 @@ void kj_snowshoe_start(const struct conf *c)
             log_msg(LOG_ERR, "snowshoe state not loaded: %s; starting empty", err);
         store_close(st);
     }
-    log_msg(LOG_NOTICE, "snowshoe detector observing; %zu saved entries loaded", n);
+    log_msg(LOG_NOTICE, "snowshoe detector on (%s); %zu saved entries loaded",
+            conf_snowshoe_name(c->snowshoe), n);
     snow_stop = false;
     snow_running = pthread_create(&snow_tid, NULL, snow_thread, NULL) == 0;
 }
@@ -198,6 +219,8 @@ void kj_snowshoe_stop(void)
     free(snow_db);
     snow_db = NULL;
     snowshoe_free(kj.snow);
+    retrymem_free(kj.retry);
+    kj.retry = NULL;
     snowsig_tlds_free(kj.tlds);
     snowshoe_platforms_clear(&kj.plat);
     kj.snow = NULL;

@@ -381,8 +381,9 @@ static void warn_restart_only(const struct conf *old, const struct conf *neu)
         dns_same = !strcmp(old->dns_servers.v[i], neu->dns_servers.v[i]);
     if (!dns_same)
         log_msg(LOG_WARNING, "reload: dns_servers/dns_timeout take effect at the next restart");
-    if (old->snowshoe != neu->snowshoe)
-        log_msg(LOG_WARNING, "reload: snowshoe takes effect at the next restart");
+    if ((old->snowshoe == CONF_SNOW_OFF) != (neu->snowshoe == CONF_SNOW_OFF))
+        log_msg(LOG_WARNING, "reload: snowshoe = %s takes effect at the next restart "
+                "(observe and enforce switch at once)", conf_snowshoe_name(neu->snowshoe));
 }
 
 static void reload(const char *conf_path, bool foreground)
@@ -410,6 +411,7 @@ static void reload(const char *conf_path, bool foreground)
         popauth_cache_refresh(kj.grants);
     if (kj.dns)
         kj_probe_now();   /* new or changed zones are tested at once */
+    kj_snowshoe_configure(p->rules);
 }
 
 /* Let transactions in flight (MAIL seen, end of message not yet) finish.
@@ -492,8 +494,8 @@ int main(int argc, char **argv)
     kj.grants = popauth_cache_start(c->database, c->popauth_poll_ms);
     if (kj_checks_start(c) < 0)
         log_msg(LOG_ERR, "blocklists and SPF are off: no resolver");
-    if (c->snowshoe)
-        kj_snowshoe_start(c);   /* after the public suffix list (checks) */
+    if (c->snowshoe != CONF_SNOW_OFF)
+        kj_snowshoe_start(p);   /* after the public suffix list (checks) */
     pthread_t tid;
     if (pthread_create(&tid, NULL, milter_thread, NULL) != 0) {
         log_msg(LOG_ERR, "cannot start the milter thread");

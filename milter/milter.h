@@ -11,6 +11,7 @@
 #include "policy.h"
 #include "snowshoe.h"
 #include "popauth.h"
+#include "retrymem.h"
 #include "spf.h"
 #include "store.h"
 #include "uri.h"
@@ -26,7 +27,8 @@ struct kj_daemon {
     struct psl *psl;                /* public suffixes for link domains */
     char hostname[256];             /* authserv-id when the MTA sends no {j} */
     int dns_timeout_ms;             /* dns_timeout at start (restart only) */
-    struct snowshoe *snow;          /* the cluster detector (observe only) */
+    struct snowshoe *snow;          /* the cluster detector, or NULL (off) */
+    struct retrymem *retry;         /* messages it tempfailed, for their retry */
     struct snowsig_tlds *tlds;      /* RULES/risky-tlds.list, or NULL */
     struct snowshoe_platforms plat; /* RULES/platforms.list */
     int active;                     /* connections between connect and close */
@@ -42,8 +44,10 @@ struct policy *kj_policy_get(void);
  * (checks.c). Returns 0, or -1 when no resolver could be made. */
 int kj_checks_start(const struct conf *c);
 /* The snowshoe detector and its lists from the rules directory (restart
- * only); NULL psl is fine. */
-void kj_snowshoe_start(const struct conf *c);
+ * only); NULL psl is fine. Its windows come from the rules. */
+void kj_snowshoe_start(const struct policy *p);
+/* A reloaded policy's windows (no-op when the detector is off). */
+void kj_snowshoe_configure(const struct ruleset *rs);
 void kj_snowshoe_stop(void);
 /* Probe every zone again now (after a reload). */
 void kj_probe_now(void);

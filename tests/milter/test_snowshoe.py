@@ -10,11 +10,13 @@ nothing of it appears."""
 import json
 import os
 import subprocess
+import time
 
-from kjtest import CLI, OwnMilterCase, by_sender
+from kjtest import CLI, OwnMilterCase, by_sender, dns_conf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RULES_DIR = os.path.join(HERE, "..", "..", "rules")
+WORDS = ["parcel", "invoice", "garden", "meeting", "holiday", "ticket", "refund", "lottery"]
 LABELS = ["ug53nhrhs09t", "uafyh7o09lz7", "qx7kz2mw9p", "zk4v8q1xj3", "w9x2cq8vbn",
           "p3mf7x0qzt", "h8v2kx9qwe", "j4z9xq2vmc"]
 
@@ -29,14 +31,8 @@ def snowshoe_reason(v):
     return rs[0] if rs else None
 
 
-class SnowshoeObserve(OwnMilterCase):
-
-    NAME = "snowshoe"
-    RULES = "# no score rules: the detector observes on its own\n"
-
-    @classmethod
-    def extra_conf(cls):
-        return "snowshoe = observe\n"
+class SnowshoeCase(OwnMilterCase):
+    """A daemon of its own with the detector's lists from rules/."""
 
     @classmethod
     def setUpClass(cls):
@@ -48,14 +44,26 @@ class SnowshoeObserve(OwnMilterCase):
         cls.inst.stop(wait=True)
         cls.inst.start()
 
-    def send(self, ip, hostname, helo, sender, headers=(), body=b"Hello there\r\n"):
+    def send(self, ip, hostname, helo, sender, headers=(), body=b"Hello there\r\n",
+             subject="Your parcel is waiting", display="Offers"):
         with self.m.session(ip, hostname=hostname, helo=helo) as c:
             self.assertContinue(c.mail("<%s>" % sender))
             self.assertContinue(c.rcpt("<u@local.test>"))
-            res = c.message(list(headers) + [("From", "Offers <%s>" % sender),
-                                             ("Subject", "Your parcel is waiting")], body)
+            res = c.message(list(headers) + [("From", "%s <%s>" % (display, sender)),
+                                             ("Subject", subject)], body)
             c.quit()
         return res
+
+
+class SnowshoeObserve(SnowshoeCase):
+
+    NAME = "snowshoe"
+    RULES = "# no score rules: the detector observes on its own\n"
+
+    @classmethod
+    def extra_conf(cls):
+        # PTR names come from the test DNS (tests/dnsenv), checked by the milter
+        return "snowshoe = observe\n" + dns_conf()
 
     def test_burst_from_one_block_is_seen_as_a_cluster_but_not_refused(self):
         tok = self.tok
@@ -83,18 +91,18 @@ class SnowshoeObserve(OwnMilterCase):
 
     def test_state_survives_a_restart(self):
         for i in range(3):
-            self.send("203.0.113.%d" % (100 + i), "unknown", "r%d.localhost" % i,
+            self.send("198.18.91.%d" % (100 + i), "unknown", "r%d.localhost" % i,
                       "r%d-%s@%s%s.pink" % (i, self.tok, LABELS[i], self.tok[:2]))
         self.m.stop(wait=True)   # saves what changed
         self.m.start()
-        self.m.wait_log(r"snowshoe detector observing; [1-9][0-9]* saved entries loaded")
+        self.m.wait_log(r"snowshoe detector on \(observe\); [1-9][0-9]* saved entries loaded")
         sender = "r9-%s@%s%s.pink" % (self.tok, LABELS[5], self.tok[:2])
-        res = self.send("203.0.113.109", "unknown", "r9.localhost", sender)
+        res = self.send("198.18.91.109", "unknown", "r9.localhost", sender)
         self.assertContinue(res.final)
         r = snowshoe_reason(self.m.wait_verdicts(by_sender(sender))[0])
-        # four addresses of 203.0.113.0/24: three remembered across the restart
+        # four addresses of 198.18.91.0/24: three remembered across the restart
         self.assertIn("signal_block_ips", r)
-        self.assertIn("4 IPs in 203.0.113.0/24", r["signal_block_ips"])
+        self.assertIn("4 IPs in 198.18.91.0/24", r["signal_block_ips"])
 
     def test_clusters_lists_the_remembered_block_and_domains(self):
         doms = []
@@ -123,12 +131,31 @@ class SnowshoeObserve(OwnMilterCase):
         self.assertEqual(p.returncode, 2)
 
     def test_bulk_from_identified_hosts_is_counted_by_operator(self):
+        # the PTR names are the test DNS's (out0..7.bulk.example.com, each
+        # resolving back); the MTA's name is deliberately not given
         for i in range(8):
-            host = "out%d.mail%s.example.com" % (i, self.tok)
-            res = self.send("203.0.113.%d" % (10 + i), host, host,
+            host = "out%d.bulk.example.com" % i
+            res = self.send("203.0.113.%d" % (10 + i), "unknown", host,
                             "news-%d-%s@example.com" % (i, self.tok))
         hdr = res.headers("X-Kanjiki-Snowshoe")[0][1]
         self.assertIn("would accept; operator:example.com)", hdr)
+        r = snowshoe_reason(self.m.wait_verdicts(by_sender("news-7-%s@example.com" % self.tok))[0])
+        self.assertEqual(r["ptr"], "out7.bulk.example.com (confirmed)")
+
+    def test_ptr_names_are_checked_by_the_milter(self):
+        # a PTR name that does not resolve back: not confirmed, whatever the
+        # MTA claims
+        sender = "liar-%s@example.org" % self.tok
+        self.send("203.0.113.66", "liar.bulk.example.com", "liar.bulk.example.com", sender)
+        r = snowshoe_reason(self.m.wait_verdicts(by_sender(sender))[0])
+        self.assertEqual(r["ptr"], "liar.bulk.example.com (not confirmed)")
+        self.assertIn("signal_ptr_unconfirmed", r)
+        # no PTR name at all (NXDOMAIN from the test DNS)
+        sender = "nop-%s@example.org" % self.tok
+        self.send("198.51.100.251", "claimed.example.net", "claimed.example.net", sender)
+        r = snowshoe_reason(self.m.wait_verdicts(by_sender(sender))[0])
+        self.assertEqual(r["ptr"], "- (none)")
+        self.assertIn("signal_no_ptr", r)
 
     def test_forged_snowshoe_header_is_deleted(self):
         res = self.send("192.0.2.60", "unknown", "h.example", "a-%s@sender.test" % self.tok,
@@ -136,6 +163,99 @@ class SnowshoeObserve(OwnMilterCase):
         dels = [(m.name, m.index) for m in res.mods if m.cmd == "m" and m.value == ""]
         self.assertIn(("X-Kanjiki-Snowshoe", 1), dels)
         self.assertEqual(len(res.headers("X-Kanjiki-Snowshoe")), 1)   # ours only
+
+
+class SnowshoeEnforce(SnowshoeCase):
+    """snowshoe = enforce with the rules' own snowshoe thresholds: a lone
+    message with bad per-message signals is tagged; a burst from one block
+    is delayed (tempfail) and, once its cluster grows, rejected with the
+    rules' reply; the retry of a delayed message is tagged; an immediate
+    resend is not a retry."""
+
+    NAME = "snowshoe-enforce"
+    RULES = ("snowshoe threshold 2 tag\n"
+             "snowshoe threshold 6 tempfail\n"
+             "snowshoe threshold 15 reject reply \"554 5.7.1 Snowshoe from your block\"\n"
+             "snowshoe retry-delay 1s\n")
+
+    @classmethod
+    def extra_conf(cls):
+        return "snowshoe = enforce\n" + dns_conf()
+
+    def test_lone_message_is_only_tagged(self):
+        sender = "lone-%s@%s%s.pink" % (self.tok, LABELS[0], self.tok[:3])
+        res = self.send("192.0.2.77", "unknown", "ary001.localhost", sender,
+                        subject="lone " + self.tok, display="Lone " + self.tok,
+                        body=b"lone message\r\n")
+        self.assertContinue(res.final)
+        spam = res.headers("X-Kanjiki-Spam")
+        self.assertEqual(len(spam), 1, res.mods)
+        self.assertRegex(spam[0][1], r"^yes, snowshoe=[23]\.\d$")
+        self.assertRegex(res.headers("X-Kanjiki-Snowshoe")[0][1],
+                         r"^\d\.\d \(no cluster; tag; 192\.0\.2\.0/24\)$")
+        v = self.m.wait_verdicts(by_sender(sender))[0]
+        self.assertEqual(v["action"], "tag")
+        r = snowshoe_reason(v)
+        self.assertEqual(r["action"], "tag")
+        self.assertIn("50-test.rules:1", r["threshold"])
+
+    def burst_one(self, i, same_text):
+        """Message i of a burst from 198.18.44.0/24: new address, HELO and
+        random domain each time; one text for all, or a different one each
+        time (numbers alone would not do: fingerprints ignore them)."""
+        tok = self.tok
+        sender = "b%d-%s@%s%s%d.pink" % (i, tok, LABELS[i % len(LABELS)], tok[:2], i)
+        word = "campaign" if same_text else WORDS[i % len(WORDS)]
+        return sender, self.send("198.18.44.%d" % (20 + i), "unknown",
+                                 "ary%03d.localhost" % (50 + i), sender,
+                                 subject="Your %s is waiting" % word, display=word.title(),
+                                 body=("About the %s\r\n" % word).encode())
+
+    def resend(self, ip, sender):
+        return self.send(ip, "unknown", "again.localhost", sender, subject="again",
+                         display="Again", body=b"again\r\n")
+
+    def test_burst_is_delayed_then_rejected_and_a_retry_is_tagged(self):
+        actions = []
+        for i in range(8):
+            sender, res = self.burst_one(i, same_text=False)
+            actions.append((res.final.cmd, res.final.code))
+            if res.final.code == 451:
+                break
+        else:
+            self.fail("never delayed: %r" % actions)
+        self.assertEqual(res.final.text,
+                         "451 4.7.1 Mail from 198.18.44.0/24 is delayed, try again later")
+        v = self.m.wait_verdicts(by_sender(sender))[0]
+        self.assertEqual(v["action"], "tempfail")
+        self.assertEqual(snowshoe_reason(v)["retry"], "first attempt")
+        self.assertIn("signal_block_new_domains", snowshoe_reason(v))
+        # resent at once: still a first attempt (spamware that blasts twice)
+        ip = "198.18.44.%d" % (20 + i)
+        res = self.resend(ip, sender)
+        self.assertEqual((res.final.cmd, res.final.code), ("y", 451), res.final)
+        # a real MTA's retry, later: tagged, not refused
+        time.sleep(1.2)
+        res = self.resend(ip, sender)
+        self.assertContinue(res.final)
+        self.assertEqual(len(res.headers("X-Kanjiki-Spam")), 1, res.mods)
+        vs = self.m.wait_verdicts(by_sender(sender), count=3)
+        by_retry = {snowshoe_reason(x)["retry"]: x["action"] for x in vs}
+        self.assertEqual(by_retry, {"first attempt": "tempfail", "resent too soon": "tempfail",
+                                    "retried: tagged": "tag"}, vs)
+        # the block keeps sending, now one text: rejected
+        for k in range(i + 1, i + 12):
+            sender, res = self.burst_one(k, same_text=True)
+            actions.append((res.final.cmd, res.final.code))
+            if res.final.code == 554:
+                break
+        else:
+            self.fail("never rejected: %r" % actions)
+        self.assertEqual(res.final.text, "554 5.7.1 Snowshoe from your block")
+        v = self.m.wait_verdicts(by_sender(sender))[0]
+        self.assertEqual((v["action"], v["reply"]),
+                         ("reject", "554 5.7.1 Snowshoe from your block"))
+        self.assertIn("signal_same_text", snowshoe_reason(v))
 
 
 class SnowshoeOffByDefault(OwnMilterCase):

@@ -232,6 +232,23 @@ START_TEST(test_mode_enforce_and_monitor)
 }
 END_TEST
 
+START_TEST(test_snowshoe_off_observe_enforce)
+{
+    struct conf *c = load_ok("# nothing\n");
+    ck_assert_int_eq(c->snowshoe, CONF_SNOW_OFF);
+    conf_free(c);
+    c = load_ok("snowshoe = observe\n");
+    ck_assert_int_eq(c->snowshoe, CONF_SNOW_OBSERVE);
+    conf_free(c);
+    c = load_ok("snowshoe = observe\nsnowshoe = enforce\n");
+    ck_assert_int_eq(c->snowshoe, CONF_SNOW_ENFORCE);
+    ck_assert_str_eq(conf_snowshoe_name(c->snowshoe), "enforce");
+    conf_free(c);
+    const char *err = load_err("snowshoe = on\n");
+    ck_assert_ptr_nonnull(strstr(err, ":1: snowshoe: snowshoe must be off, observe or enforce"));
+}
+END_TEST
+
 START_TEST(test_bad_mode_is_an_error_with_file_and_line)
 {
     const char *err = load_err("# site settings\n\nmode = permissive\n");
@@ -792,6 +809,7 @@ static Suite *conf_suite(void)
     tcase_add_test(t, test_every_key_is_parsed);
     tcase_add_test(t, test_mode_enforce_and_monitor);
     tcase_add_test(t, test_bad_mode_is_an_error_with_file_and_line);
+    tcase_add_test(t, test_snowshoe_off_observe_enforce);
     tcase_add_test(t, test_empty_user_means_stay_who_we_are);
     tcase_add_test(t, test_socket_unix_forms);
     tcase_add_test(t, test_socket_inet_forms);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "fcrdns.h"
 #include "ip.h"
 
 /* ---- the scripted server ---- */
@@ -90,6 +91,23 @@ static const struct frule rules[] = {
     { "*.nx.many.test", 0, FK_NX, 0, 600, 300, { { 0 } } },
     { "*.many.test", DNS_T_A, FK_ANSWER, 0, -1, 0, { { DNS_T_A, 300, "127.0.0.2", 0, NULL } } },
     { "*.quiet.test", 0, FK_SILENT, 0, -1, 0, { { 0 } } },
+    /* forward-confirmed reverse DNS (lib/fcrdns.c) */
+    { "5.2.0.192.in-addr.arpa", DNS_T_PTR, FK_ANSWER, 0, -1, 0,
+      { { DNS_T_PTR, 300, "bad_name-.test", 0, NULL },
+        { DNS_T_PTR, 300, "Mail.Good.test", 0, NULL } } },
+    { "mail.good.test", DNS_T_A, FK_ANSWER, 0, -1, 0,
+      { { DNS_T_A, 300, "192.0.2.50", 0, NULL }, { DNS_T_A, 300, "192.0.2.5", 0, NULL } } },
+    /* would confirm, were the name not refused */
+    { "bad_name-.test", DNS_T_A, FK_ANSWER, 0, -1, 0, { { DNS_T_A, 300, "192.0.2.5", 0, NULL } } },
+    { "6.2.0.192.in-addr.arpa", DNS_T_PTR, FK_ANSWER, 0, -1, 0,
+      { { DNS_T_PTR, 300, "liar.test", 0, NULL } } },
+    { "liar.test", DNS_T_A, FK_ANSWER, 0, -1, 0, { { DNS_T_A, 300, "192.0.2.99", 0, NULL } } },
+    { "7.2.0.192.in-addr.arpa", 0, FK_NX, 0, 600, 30, { { 0 } } },
+    { "8.2.0.192.in-addr.arpa", 0, FK_SILENT, 0, -1, 0, { { 0 } } },
+    { "9.2.0.192.in-addr.arpa", DNS_T_PTR, FK_ANSWER, 0, -1, 0,
+      { { DNS_T_PTR, 300, "fwd.quiet.test", 0, NULL } } },
+    { "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", DNS_T_PTR,
+      FK_ANSWER, 0, -1, 0, { { DNS_T_PTR, 300, "a.test", 0, NULL } } },
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 
@@ -1252,6 +1270,59 @@ START_TEST(test_status_names)
 }
 END_TEST
 
+/* ---- lib/fcrdns.c on the scripted server ---- */
+
+static void fcr(struct dns *d, const char *addr, int wait_ms, struct fcrdns_result *out)
+{
+    struct ip a;
+    ck_assert_int_eq(ip_parse(addr, &a), 0);
+    int64_t dl = dns_now_ms() + wait_ms;
+    struct fcrdns *f = fcrdns_start(d, &a, dl);
+    ck_assert_ptr_nonnull(f);
+    fcrdns_poll(f);   /* never blocks, whatever has arrived */
+    fcrdns_finish(f, dl, out);
+    fcrdns_free(f);
+}
+
+START_TEST(test_fcrdns_confirmed_name_is_kept_lower_case)
+{
+    struct dns *d = mk(100);
+    struct fcrdns_result r;
+    /* the first PTR name is not a host name: skipped, not looked up */
+    fcr(d, "192.0.2.5", 3000, &r);
+    ck_assert_str_eq(fcrdns_status_name(r.status), "confirmed");
+    ck_assert_str_eq(r.name, "mail.good.test");
+    ck_assert_int_eq(hits("bad_name-.test"), 0);
+    /* IPv6: nibbles under ip6.arpa, AAAA back */
+    fcr(d, "2001:db8::1", 3000, &r);
+    ck_assert_int_eq(r.status, FCRDNS_CONFIRMED);
+    ck_assert_str_eq(r.name, "a.test");
+    dns_free(d);
+}
+END_TEST
+
+START_TEST(test_fcrdns_unconfirmed_none_and_tempfail)
+{
+    struct dns *d = mk_full(100, 200, 3600);
+    struct fcrdns_result r;
+    fcr(d, "192.0.2.6", 3000, &r);   /* liar.test points elsewhere */
+    ck_assert_int_eq(r.status, FCRDNS_UNCONFIRMED);
+    ck_assert_str_eq(r.name, "liar.test");
+    fcr(d, "192.0.2.7", 3000, &r);   /* NXDOMAIN */
+    ck_assert_int_eq(r.status, FCRDNS_NONE);
+    ck_assert_str_eq(r.name, "");
+    /* the PTR query unanswered, and the forward one: unknown, within the deadline */
+    int64_t t0 = dns_now_ms();
+    fcr(d, "192.0.2.8", 400, &r);
+    ck_assert_int_eq(r.status, FCRDNS_TEMPFAIL);
+    fcr(d, "192.0.2.9", 400, &r);
+    ck_assert_int_eq(r.status, FCRDNS_TEMPFAIL);
+    ck_assert_str_eq(r.name, "fwd.quiet.test");
+    ck_assert_int_le(dns_now_ms() - t0, 1000);
+    dns_free(d);
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
     Suite *s = suite_create("dns");
@@ -1284,6 +1355,8 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, test_server_strings);
     tcase_add_test(tc, test_invalid_names_rejected);
     tcase_add_test(tc, test_status_names);
+    tcase_add_test(tc, test_fcrdns_confirmed_name_is_kept_lower_case);
+    tcase_add_test(tc, test_fcrdns_unconfirmed_none_and_tempfail);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -392,7 +392,7 @@ END_TEST
 START_TEST(test_unknown_statement_is_an_error)
 {
     assert_err(parse_err("block sender example.com\n"), 1, 1,
-               "unknown statement 'block' (expected allow, deny, score, zone, spf or threshold)");
+               "unknown statement 'block' (expected allow, deny, score, zone, spf, threshold or snowshoe)");
     assert_err(parse_err("deny sender example.com\n\n   greylist dnsbl.example.net\n"), 3, 4,
                "unknown statement 'greylist'");
     assert_err(parse_err("Deny sender example.com\n"), 1, 1, "unknown statement");
@@ -959,6 +959,82 @@ START_TEST(test_threshold_errors)
 }
 END_TEST
 
+START_TEST(test_snowshoe_defaults_refuse_only_with_a_cluster)
+{
+    struct ruleset *rs = parse_ok("threshold 4 tag\n");
+    const struct rules_threshold *t;
+    ck_assert_ptr_null(rules_snowshoe_threshold_for(rs, 4.4, true));
+    t = rules_snowshoe_threshold_for(rs, 4.5, false);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->action, VERDICT_TAG);
+    /* a high score without a cluster signal only tags */
+    ck_assert_int_eq(rules_snowshoe_threshold_for(rs, 12, false)->action, VERDICT_TAG);
+    ck_assert_int_eq(rules_snowshoe_threshold_for(rs, 8, true)->action, VERDICT_TEMPFAIL);
+    t = rules_snowshoe_threshold_for(rs, 10, true);
+    ck_assert_int_eq(t->action, VERDICT_REJECT);
+    ck_assert_int_eq(t->reply_code, 550);
+    ck_assert_ptr_null(t->reply_text);   /* the milter names the block */
+    /* the score thresholds are not the snowshoe ones */
+    ck_assert_uint_eq(rs->nthresholds, 1);
+    ck_assert_int_eq(rules_snowshoe_threshold_for(NULL, 9, true)->action, VERDICT_TEMPFAIL);
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_snowshoe_statements_replace_the_defaults)
+{
+    struct ruleset *rs = parse_ok("snowshoe threshold 3 tag\n"
+                                  "snowshoe threshold 6 reject reply \"554 5.7.1 go away\"\n"
+                                  "snowshoe window 3d\n"
+                                  "snowshoe short-window 6h\n"
+                                  "snowshoe memory-halflife 2d\n"
+                                  "snowshoe retry-delay 5m\n"
+                                  "snowshoe retry-window 12h\n");
+    ck_assert_uint_eq(rs->snow.nthresholds, 2);
+    ck_assert_int_eq(rules_snowshoe_threshold_for(rs, 9, false)->action, VERDICT_TAG);
+    const struct rules_threshold *t = rules_snowshoe_threshold_for(rs, 6, true);
+    ck_assert_int_eq(t->action, VERDICT_REJECT);
+    ck_assert_int_eq(t->reply_code, 554);
+    ck_assert_str_eq(t->reply_text, "go away");
+    ck_assert_ptr_null(rules_snowshoe_threshold_for(rs, 2.9, true));
+    ck_assert_int_eq(rs->snow.retry_delay_ms, 300000);
+    ck_assert_int_eq(rs->snow.retry_window_ms, 12 * 3600000LL);
+    struct snowshoe_cfg cfg;
+    snowshoe_cfg_defaults(&cfg);
+    int64_t long_win = cfg.long_window_ms, newdom = cfg.new_domain_ms;
+    rules_snowshoe_cfg(rs, &cfg);
+    ck_assert_int_eq(cfg.window_ms, 3 * 86400000LL);
+    ck_assert_int_eq(cfg.short_window_ms, 6 * 3600000LL);
+    ck_assert_int_eq(cfg.memory_halflife_ms, 2 * 86400000LL);
+    ck_assert_int_eq(cfg.long_window_ms, long_win);   /* not set: the default */
+    ck_assert_int_eq(cfg.new_domain_ms, newdom);
+    /* printed back */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    rules_print(rs, f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "snowshoe threshold 6 reject reply \"554 5.7.1 go away\""));
+    ck_assert_ptr_nonnull(strstr(buf, "snowshoe window 259200s"));
+    free(buf);
+    rules_free(rs);
+}
+END_TEST
+
+START_TEST(test_snowshoe_statement_errors)
+{
+    assert_err(parse_err("snowshoe\n"), 1, 9, "expected threshold, window");
+    assert_err(parse_err("snowshoe windows 7d\n"), 1, 10, "expected threshold, window");
+    assert_err(parse_err("snowshoe window seven\n"), 1, 17, "expected a duration");
+    assert_err(parse_err("snowshoe window 10s\n"), 1, 17, "from 60s");
+    assert_err(parse_err("snowshoe window 7d 8d\n"), 1, 20, "after the duration");
+    assert_err(parse_err("snowshoe threshold 5 tag early\n"), 1, 26, "reply \"TEXT\")");
+    assert_err(parse_err("snowshoe threshold 5 tempfail reply \"550 no\"\n"), 1, 37, "4xx");
+    assert_err(parse_err("snowshoe threshold 5 tag\nsnowshoe threshold 5 reject\n"), 2, 1,
+               "already defined");
+}
+END_TEST
+
 START_TEST(test_score_rules_add_up_and_negative_weights_count_against)
 {
     struct ruleset *rs = parse_ok("score 3 helo .dynamic.example\n"
@@ -1074,6 +1150,9 @@ static Suite *rules_suite(void)
     tcase_add_test(t, test_zone_errors_name_their_column);
     tcase_add_test(t, test_thresholds_are_kept_highest_first_and_reached_by_total);
     tcase_add_test(t, test_threshold_errors);
+    tcase_add_test(t, test_snowshoe_defaults_refuse_only_with_a_cluster);
+    tcase_add_test(t, test_snowshoe_statements_replace_the_defaults);
+    tcase_add_test(t, test_snowshoe_statement_errors);
     tcase_add_test(t, test_score_rules_add_up_and_negative_weights_count_against);
     tcase_add_test(t, test_spf_weights);
     suite_add_tcase(s, t);

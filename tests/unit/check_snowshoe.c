@@ -9,12 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rules.h"
 #include "snowshoe.h"
 
 #define HOUR (3600LL * 1000)
 #define DAY (24 * HOUR)
 #define WEEK (7 * DAY)
 #define T0 (1700000000000LL)
+
+/* The action the default snowshoe thresholds give a result. */
+static enum verdict_action default_action(const struct snowshoe_result *r)
+{
+    const struct rules_threshold *t = rules_snowshoe_threshold_for(NULL, r->score, r->cluster);
+    return t ? t->action : VERDICT_ACCEPT;
+}
 
 static struct snowshoe *mk(struct cidrset *plat)
 {
@@ -77,7 +85,7 @@ START_TEST(test_snowshoe_burst_builds_up_to_a_cluster_reject)
     burst(s, T0, 10 * 60 * 1000, 2, "203.0.113", &r);
     ck_assert(!r.cluster);   /* two messages are no cluster yet */
     ck_assert(r.msg_score <= SNOWSHOE_MSG_CAP);
-    ck_assert_int_ne(snowshoe_default_action(&r), VERDICT_REJECT);
+    ck_assert_int_ne(default_action(&r), VERDICT_REJECT);
     burst(s, T0 + HOUR, 10 * 60 * 1000, 5, "203.0.113", &r);   /* 7 IPs, 7 domains */
     ck_assert(r.cluster);
     ck_assert(has(&r, "block_ips"));
@@ -85,7 +93,7 @@ START_TEST(test_snowshoe_burst_builds_up_to_a_cluster_reject)
     ck_assert(has(&r, "block_helos"));
     ck_assert_str_eq(r.block, "203.0.113.0/24");
     ck_assert_msg(r.score >= SNOWSHOE_REJECT, "score %.2f", r.score);
-    ck_assert_int_eq(snowshoe_default_action(&r), VERDICT_REJECT);
+    ck_assert_int_eq(default_action(&r), VERDICT_REJECT);
     snowshoe_free(s);
 }
 END_TEST
@@ -99,7 +107,7 @@ START_TEST(test_the_same_burst_spread_beyond_the_window_is_no_cluster)
     ck_assert(!has(&r, "block_new_domains"));
     ck_assert(!has(&r, "block_history"));
     ck_assert(!r.cluster);
-    ck_assert_int_lt(snowshoe_default_action(&r), VERDICT_TEMPFAIL);
+    ck_assert_int_lt(default_action(&r), VERDICT_TEMPFAIL);
     snowshoe_free(s);
 }
 END_TEST
@@ -138,7 +146,7 @@ START_TEST(test_shared_platform_is_counted_by_sender_domain_not_block)
     ck_assert(!has(&r, "block_new_domains"));
     ck_assert(!has(&r, "wide_spread"));
     ck_assert_msg(strncmp(r.block, "platform:", 9) == 0, "%s", r.block);
-    ck_assert_int_lt(snowshoe_default_action(&r), VERDICT_TEMPFAIL);
+    ck_assert_int_lt(default_action(&r), VERDICT_TEMPFAIL);
     snowshoe_free(s);
     cidrset_free(plat);
 }
@@ -160,7 +168,7 @@ START_TEST(test_legitimate_bulk_farm_with_one_domain_is_not_spam)
     ck_assert_str_eq(r.block, "operator:example.com");
     ck_assert(!has(&r, "block_ips"));
     ck_assert(!has(&r, "block_new_domains"));
-    ck_assert_msg(snowshoe_default_action(&r) == VERDICT_ACCEPT, "score %.2f", r.score);
+    ck_assert_msg(default_action(&r) == VERDICT_ACCEPT, "score %.2f", r.score);
     /* the same farm without PTR names is seen as a block of many IPs, but
      * one domain that does not rotate stays below the thresholds */
     for (int i = 0; i < 30; i++) {
@@ -171,7 +179,7 @@ START_TEST(test_legitimate_bulk_farm_with_one_domain_is_not_spam)
     }
     ck_assert(has(&r, "block_ips"));
     ck_assert(!has(&r, "block_new_domains"));
-    ck_assert_msg(snowshoe_default_action(&r) < VERDICT_TEMPFAIL, "score %.2f", r.score);
+    ck_assert_msg(default_action(&r) < VERDICT_TEMPFAIL, "score %.2f", r.score);
     snowshoe_free(s);
 }
 END_TEST
@@ -228,7 +236,7 @@ START_TEST(test_per_message_signals_alone_never_reach_a_reject)
     msg(s, T0, "198.51.100.5", "[198.51.100.5]", NULL, "zq8x7k2v9w.pink", "hi", &r);
     ck_assert(r.msg_score <= SNOWSHOE_MSG_CAP);
     ck_assert(!r.cluster);
-    ck_assert_int_eq(snowshoe_default_action(&r), VERDICT_ACCEPT);
+    ck_assert_int_eq(default_action(&r), VERDICT_ACCEPT);
     ck_assert(has(&r, "no_ptr"));
     ck_assert(has(&r, "helo"));
     snowshoe_free(s);
