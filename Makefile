@@ -4,7 +4,7 @@
 #   make check      install missing Debian packages, build, run every test
 #   make check-asan unit tests built with AddressSanitizer + UBSan
 #   make demo       private Postfix on loopback with kanjiki-milter in front
-#   make bench      resolver benchmarks (figures, not pass/fail)
+#   make bench      resolver and snowshoe detector benchmarks (figures, not pass/fail)
 #   make corpus     replay ../shared/corpus through the snowshoe detector (figures)
 #   make install    PREFIX=/usr/local DESTDIR= (binaries, man pages, config)
 
@@ -110,7 +110,10 @@ check-asan: deps
 $(BUILD)/bench_dns: tests/bench/bench_dns.c $(BUILD)/libkanjiki.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libkanjiki.a $(LIBS) $(LDFLAGS_ALL)
 
-bench: $(BUILD)/bench_dns
+$(BUILD)/bench_snowshoe: tests/bench/bench_snowshoe.c $(BUILD)/libkanjiki.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libkanjiki.a $(LIBS) $(LDFLAGS_ALL)
+
+bench: $(BUILD)/bench_dns $(BUILD)/bench_snowshoe
 	@sh tests/bench/run.sh $(BUILD)
 
 # A measurement on the evaluation corpus when it is there (SKIP otherwise).

@@ -229,7 +229,8 @@ static const char *domain_of(const char *addr)
 static const struct table_col cols[] = {
     { "time", TABLE_COL_TEXT, 0 },   { "file", TABLE_COL_TEXT, 40 },
     { "client", TABLE_COL_TEXT, 0 }, { "block", TABLE_COL_TEXT, 0 },
-    { "sender", TABLE_COL_TEXT, 36 }, { "score", TABLE_COL_JSON, 0 },
+    { "sender", TABLE_COL_TEXT, 36 }, { "domain", TABLE_COL_TEXT, 24 },
+    { "score", TABLE_COL_JSON, 0 },
     { "action", TABLE_COL_TEXT, 0 }, { "signals", TABLE_COL_JSON, 80 },
 };
 #define NCOLS (sizeof cols / sizeof cols[0])
@@ -393,7 +394,7 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
         const char *cells[NCOLS] = { it->m.time_ms ? when : NULL, it->path, it->m.client_ip,
                                      res.block[0] ? res.block : NULL,
                                      it->m.env_sender ? it->m.env_sender : it->m.from_addr,
-                                     score, verdict_action_name(a), sig };
+                                     res.domain[0] ? res.domain : NULL, score, verdict_action_name(a), sig };
         table_add(t, cells);
         free(sig);
     }

@@ -193,7 +193,7 @@ void snowshoe_cfg_defaults(struct snowshoe_cfg *c)
     memset(c, 0, sizeof *c);
     c->window_ms = 7LL * 24 * 3600 * 1000;
     c->short_window_ms = 24LL * 3600 * 1000;
-    c->long_window_ms = 30LL * 24 * 3600 * 1000;
+    c->long_window_ms = 90LL * 24 * 3600 * 1000;
     c->new_domain_ms = 7LL * 24 * 3600 * 1000;
     c->aged_domain_ms = 7LL * 24 * 3600 * 1000;
     c->memory_halflife_ms = 7LL * 24 * 3600 * 1000;
@@ -201,9 +201,9 @@ void snowshoe_cfg_defaults(struct snowshoe_cfg *c)
     c->v6_prefix = 48;
     c->v4_wide = 16;
     c->v6_wide = 32;
-    c->max_blocks = 200000;
-    c->max_domains = 400000;
-    c->max_prints = 200000;
+    c->max_blocks = 100000;
+    c->max_domains = 200000;
+    c->max_prints = 100000;
 }
 
 struct snowshoe *snowshoe_new(const struct snowshoe_cfg *cfg)
@@ -471,6 +471,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
     reg_domain(s, m->env_domain, env_reg, sizeof env_reg);
     reg_domain(s, m->from_domain, from_reg, sizeof from_reg);
     const char *sdom = *env_reg ? env_reg : from_reg;   /* who claims to send */
+    snprintf(r->domain, sizeof r->domain, "%s", sdom);
 
     pthread_mutex_lock(&s->mu);
     struct domain *dn = *sdom ? t_get(&s->domains, fnv_lower(sdom), sdom, true) : NULL;
@@ -556,11 +557,12 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
                 add(r, "block_helos", 1.0, "%u HELO names from %s", dhelos, r->block);
                 cl += 1.0;
             }
-            if (dips < 3 && ddoms < 3 && lip >= 3 && ldom >= 3) {
-                add(r, "block_history", 2.5, "%u IPs and %u sender domains from %s in "
+            if (dips < 3 && ddoms < 3 && lip >= 3 && ldom >= 2) {
+                double w = lip >= 5 ? 3.5 : 2.5;
+                add(r, "block_history", w, "%u IPs and %u sender domains from %s in "
                     "the long window", lip, ldom, r->block);
-                cl += 2.5;
-                rotating = true;
+                cl += w;
+                rotating = ldom >= 3;   /* two domains are no rotation yet */
             }
             if (sips >= 3 && sdoms >= 3) {
                 add(r, "block_burst", 1.0, "%u IPs and %u new domains from %s within the "

@@ -37,7 +37,7 @@ struct psl;
 struct snowshoe_cfg {
     int64_t window_ms;          /* cluster counts (default 7 d) */
     int64_t short_window_ms;    /* the same counts within this weigh more (24 h) */
-    int64_t long_window_ms;     /* a block's history: IPs and domains (30 d) */
+    int64_t long_window_ms;     /* a block's history: IPs and domains (90 d) */
     int64_t new_domain_ms;      /* a domain first seen within this is new (7 d) */
     int64_t aged_domain_ms;     /* seen this long ago with a clean history: trusted (7 d) */
     int64_t memory_halflife_ms; /* a block's spam memory halves in this (7 d) */
@@ -80,6 +80,8 @@ struct snowshoe_result {
     bool platform;              /* counted by sender domain (shared platform) */
     bool identified;            /* HELO matches a confirmed PTR name: counted
                                    by the PTR's domain (the operator) */
+    char domain[256];           /* the registrable sender domain counted (the
+                                   envelope's, else From:'s), or "" */
     char block[80];             /* "198.51.100.0/24", "platform:DOMAIN",
                                    "operator:DOMAIN", or "" */
     struct snowshoe_contrib c[SNOWSHOE_MAX_CONTRIB];

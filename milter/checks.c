@@ -89,7 +89,10 @@ void kj_probe_now(void)
 /* ---- the snowshoe detector and its state in the database ---- */
 
 #define SNOW_SAVE_MS 30000                      /* how often changes are saved */
-#define SNOW_KEEP_MS (31LL * 24 * 3600 * 1000)  /* older state is dropped */
+/* State older than the longest window the detector looks back (and a day)
+ * is dropped from the database; set with the windows (a reload on the
+ * main thread, read by the saving thread: atomic). */
+static int64_t snow_keep_ms = 91LL * 24 * 3600 * 1000;
 
 static pthread_t snow_tid;
 static bool snow_running, snow_stop;
@@ -117,7 +120,7 @@ static void snow_save(bool *all)
     static bool failing;
     int rc = store_open(snow_db, 0, 2000, &st, err, sizeof err);
     if (rc == 0) {
-        rc = store_snowshoe_save(st, &rows, tu_now_ms() - SNOW_KEEP_MS, err, sizeof err);
+        rc = store_snowshoe_save(st, &rows, tu_now_ms() - __atomic_load_n(&snow_keep_ms, __ATOMIC_RELAXED), err, sizeof err);
         store_close(st);
     }
     if (rc < 0 && !failing)
@@ -160,6 +163,12 @@ static void snow_cfg(const struct ruleset *rs, struct snowshoe_cfg *cfg)
     cfg->platform_nets = kj.plat.nets;
     cfg->platform_ptrs = (const char *const *)kj.plat.ptrs;
     rules_snowshoe_cfg(rs, cfg);
+    int64_t keep = cfg->long_window_ms;
+    if (cfg->new_domain_ms > keep)
+        keep = cfg->new_domain_ms;
+    if (cfg->aged_domain_ms > keep)
+        keep = cfg->aged_domain_ms;
+    __atomic_store_n(&snow_keep_ms, keep + 24LL * 3600 * 1000, __ATOMIC_RELAXED);
 }
 
 void kj_snowshoe_configure(const struct ruleset *rs)
@@ -193,7 +202,7 @@ void kj_snowshoe_start(const struct policy *p)
     struct store *st;
     size_t n = 0;
     if (store_open(snow_db, STORE_NOCREATE, 2000, &st, err, sizeof err) == 0) {
-        if (store_snowshoe_load(st, -1, tu_now_ms() - SNOW_KEEP_MS, import_row, &n, err,
+        if (store_snowshoe_load(st, -1, tu_now_ms() - __atomic_load_n(&snow_keep_ms, __ATOMIC_RELAXED), import_row, &n, err,
                                 sizeof err) < 0)
             log_msg(LOG_ERR, "snowshoe state not loaded: %s; starting empty", err);
         store_close(st);

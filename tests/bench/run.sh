@@ -1,5 +1,6 @@
 #!/bin/sh
-# tests/bench/run.sh BUILD: resolver figures, first against a DNS server
+# tests/bench/run.sh BUILD: the snowshoe detector's cost and memory on
+# synthetic traffic, then resolver figures, first against a DNS server
 # inside the benchmark process, then (as root, with rbldnsd and dnsmasq)
 # against the real test DNS of tests/dnsenv: dnsmasq in front of rbldnsd,
 # with names under dead.kanjiki.test going to a socket that never answers.
@@ -7,6 +8,8 @@
 set -eu
 B=${1:-build}
 here=$(dirname "$0")
+echo "== snowshoe detector, synthetic traffic"
+"$B/bench_snowshoe"
 echo "== in-process server"
 "$B/bench_dns"
 [ "$(id -u)" = 0 ] || { echo "== real servers: skipped (needs root)"; exit 0; }

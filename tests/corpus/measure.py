@@ -7,7 +7,11 @@ Exits 0 with "SKIP" when the corpus is absent (users do not have it).
 
 Definitions (issue 4):
   snowshoe-like block: a /24 (not a shared platform) from which the spam
-    came with at least 3 distinct client IPs and 3 distinct sender domains;
+    came with at least 3 distinct client IPs and 3 distinct sender domains
+    (registrable domains, as the detector counts them: the envelope
+    sender's, else From:'s; subdomains of one helpdesk or mailing service
+    are one domain, not a rotation); also reported with the earlier,
+    looser count of full envelope-sender domains;
   detection: the share of messages from those blocks, after each block's
     first 3 messages in time order, that were flagged (tag or worse);
   also reported with a stricter block definition: the 3 IPs and 3 domains
@@ -60,10 +64,24 @@ for r in spam:
     b = r.get("block")
     if b and not platform(r) and "/" in b:
         blocks[b].append(r)
-snow = {b: v for b, v in blocks.items()
-        if len({x["client"] for x in v}) >= 3 and len({(x["sender"] or "").split("@")[-1] for x in v}) >= 3}
-after3 = [x for v in snow.values() for x in v[3:]]   # rows are in time order
-det = sum(1 for x in after3 if x["action"] in FLAG)
+def regdom(x):
+    return x.get("domain") or ""
+
+def fulldom(x):
+    return (x["sender"] or "").split("@")[-1]
+
+def snow_blocks(dom):
+    return {b: v for b, v in blocks.items()
+            if len({x["client"] for x in v}) >= 3 and len({dom(x) for x in v}) >= 3}
+
+def after_first3(sb):
+    rows_ = [x for v in sb.values() for x in v[3:]]   # rows are in time order
+    return rows_, sum(1 for x in rows_ if x["action"] in FLAG)
+
+snow = snow_blocks(regdom)
+after3, det = after_first3(snow)
+snow_full = snow_blocks(fulldom)
+after3_full, det_full = after_first3(snow_full)
 
 def share(n, d):
     return "%d/%d (%.2f%%)" % (n, d, 100.0 * n / d if d else 0.0)
@@ -73,6 +91,8 @@ for line in summary:
     print("  " + line)
 print("snowshoe-like blocks: %d (%s)" % (len(snow), ", ".join(sorted(snow, key=lambda b: -len(snow[b]))[:8])))
 print("detection after each block's first 3 messages: " + share(det, len(after3)))
+print("  (counting full envelope-sender domains: %d blocks, %s)" % (
+    len(snow_full), share(det_full, len(after3_full))))
 import datetime
 
 def ts(r):
@@ -83,8 +103,7 @@ for b, v in snow.items():
     start = None
     for i in range(len(v)):
         win = [x for x in v[:i + 1] if ts(v[i]) - ts(x) <= 7 * 86400]
-        if len({x["client"] for x in win}) >= 3 and \
-           len({(x["sender"] or "").split("@")[-1] for x in win}) >= 3:
+        if len({x["client"] for x in win}) >= 3 and len({regdom(x) for x in win}) >= 3:
             start = i
             break
     if start is not None:

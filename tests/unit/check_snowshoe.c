@@ -102,7 +102,7 @@ START_TEST(test_the_same_burst_spread_beyond_the_window_is_no_cluster)
 {
     struct snowshoe *s = mk(NULL);
     struct snowshoe_result r;
-    burst(s, T0, 31 * DAY, 7, "203.0.113", &r);   /* one message a month */
+    burst(s, T0, 91 * DAY, 7, "203.0.113", &r);   /* one message a quarter */
     ck_assert(!has(&r, "block_ips"));
     ck_assert(!has(&r, "block_new_domains"));
     ck_assert(!has(&r, "block_history"));
@@ -209,6 +209,29 @@ START_TEST(test_spam_memory_decays_with_time)
 }
 END_TEST
 
+START_TEST(test_a_slow_block_is_caught_by_its_long_history)
+{
+    /* one message every 3 weeks from a new address of the block: never 3
+     * IPs within 7 days, but 3 and then 5 within the 90-day history */
+    struct snowshoe *s = mk(NULL);
+    struct snowshoe_result r;
+    burst(s, T0, 21 * DAY, 2, "198.51.100", &r);
+    ck_assert(!has(&r, "block_history"));
+    burst(s, T0 + 42 * DAY, 21 * DAY, 1, "198.51.100", &r);   /* .10 again: 2 IPs */
+    ck_assert(!has(&r, "block_history"));
+    msg(s, T0 + 63 * DAY, "198.51.100.40", "ary1.localhost", NULL, "zq8x1kv.pink", "a", &r);
+    ck_assert(has(&r, "block_history"));
+    ck_assert(!has(&r, "block_ips"));
+    ck_assert(r.cluster);
+    double w3 = weight(&r, "block_history");
+    msg(s, T0 + 70 * DAY, "198.51.100.41", "ary2.localhost", NULL, "kq9v2zx.pink", "b", &r);
+    msg(s, T0 + 80 * DAY, "198.51.100.42", "ary3.localhost", NULL, "vx7q3kz.pink", "c", &r);
+    ck_assert(has(&r, "block_history"));
+    ck_assert_msg(weight(&r, "block_history") > w3, "5 IPs weigh more than 3");
+    snowshoe_free(s);
+}
+END_TEST
+
 START_TEST(test_a_domain_called_spam_is_remembered_when_it_comes_back)
 {
     struct snowshoe *s = mk(NULL);
@@ -222,8 +245,8 @@ START_TEST(test_a_domain_called_spam_is_remembered_when_it_comes_back)
     msg(s, T0 + 3 * DAY, "203.0.113.50", "x.example", NULL, "throwaway.example", "s", &r);
     ck_assert(has(&r, "domain_spam"));
     ck_assert(r.cluster);
-    msg(s, T0 + 40 * DAY, "203.0.113.51", "x.example", NULL, "throwaway.example", "s", &r);
-    ck_assert(!has(&r, "domain_spam"));   /* older than the 30-day history */
+    msg(s, T0 + 100 * DAY, "203.0.113.51", "x.example", NULL, "throwaway.example", "s", &r);
+    ck_assert(!has(&r, "domain_spam"));   /* older than the 90-day history */
     snowshoe_free(s);
 }
 END_TEST
@@ -422,6 +445,7 @@ static Suite *snowshoe_suite(void)
     tcase_add_test(t, test_legitimate_bulk_farm_with_one_domain_is_not_spam);
     tcase_add_test(t, test_spam_memory_decays_with_time);
     tcase_add_test(t, test_a_domain_called_spam_is_remembered_when_it_comes_back);
+    tcase_add_test(t, test_a_slow_block_is_caught_by_its_long_history);
     tcase_add_test(t, test_per_message_signals_alone_never_reach_a_reject);
     tcase_add_test(t, test_aged_clean_domain_is_trusted);
     tcase_add_test(t, test_same_subject_from_many_blocks_and_domains);
