@@ -377,7 +377,7 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
         const struct rules_threshold *th =
             rules_snowshoe_threshold_for(rules, res.score, res.cluster);
         enum verdict_action a = th ? th->action : VERDICT_ACCEPT;
-        if (a >= VERDICT_TAG)
+        if (a >= VERDICT_TAG && a != VERDICT_TEMPFAIL)
             snowshoe_spam(ss, &sm);
         counts[a]++;
         cluster += res.cluster;

@@ -51,41 +51,57 @@ uint64_t retrymem_hash(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-enum retrymem_state retrymem_seen(struct retrymem *m, uint64_t key, int64_t now_ms,
-                                  int64_t delay_ms, int64_t window_ms)
+/* The slot holding key, or NULL; with victim, where a new key would go (an
+ * empty slot, else the oldest). Called with the lock held. */
+static struct slot *find(struct retrymem *m, uint64_t key, struct slot **victim)
+{
+    size_t home = (size_t)(key ^ (key >> 29)) & m->mask;
+    struct slot *v = NULL;
+    for (size_t i = 0; i < PROBE; i++) {
+        struct slot *s = &m->v[(home + i) & m->mask];
+        if (s->key == key)
+            return s;
+        if (!v || (v->key && (!s->key || s->first_ms < v->first_ms)))
+            v = s;
+    }
+    if (victim)
+        *victim = v;
+    return NULL;
+}
+
+enum retrymem_state retrymem_check(struct retrymem *m, uint64_t key, int64_t now_ms,
+                                   int64_t delay_ms, int64_t window_ms)
 {
     if (!key)
         key = 1;
     pthread_mutex_lock(&m->mu);
-    size_t home = (size_t)(key ^ (key >> 29)) & m->mask;
-    struct slot *victim = NULL;
-    enum retrymem_state st = RETRYMEM_FIRST;
-    for (size_t i = 0; i < PROBE; i++) {
-        struct slot *s = &m->v[(home + i) & m->mask];
-        if (s->key == key) {
-            int64_t age = now_ms - s->first_ms;
-            if (age >= 0 && age < delay_ms) {
-                st = RETRYMEM_EARLY;
-                goto out;
-            }
-            if (age >= 0 && age <= window_ms) {
-                st = RETRYMEM_RETRY;
-                goto out;
-            }
-            victim = s;   /* expired (or from the future): start again */
-            break;
-        }
-        /* an empty slot, else the oldest attempt goes */
-        if (!victim || (victim->key && (!s->key || s->first_ms < victim->first_ms)))
-            victim = s;
+    enum retrymem_state st = RETRYMEM_NONE;
+    const struct slot *s = find(m, key, NULL);
+    if (s) {
+        int64_t age = now_ms - s->first_ms;
+        if (age >= 0 && age < delay_ms)
+            st = RETRYMEM_EARLY;
+        else if (age >= 0 && age <= window_ms)
+            st = RETRYMEM_RETRY;
     }
-    if (!victim->key)
-        m->count++;
-    victim->key = key;
-    victim->first_ms = now_ms;
-out:
     pthread_mutex_unlock(&m->mu);
     return st;
+}
+
+void retrymem_note(struct retrymem *m, uint64_t key, int64_t now_ms)
+{
+    if (!key)
+        key = 1;
+    pthread_mutex_lock(&m->mu);
+    struct slot *victim = NULL, *s = find(m, key, &victim);
+    if (!s) {
+        s = victim;
+        if (!s->key)
+            m->count++;
+        s->key = key;
+    }
+    s->first_ms = now_ms;
+    pthread_mutex_unlock(&m->mu);
 }
 
 size_t retrymem_count(struct retrymem *m)

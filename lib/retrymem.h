@@ -14,18 +14,21 @@
 #include <stdint.h>
 
 enum retrymem_state {
-    RETRYMEM_FIRST = 0,   /* not seen (or seen too long ago): remembered now */
-    RETRYMEM_EARLY,       /* seen less than delay ago: still a first attempt */
-    RETRYMEM_RETRY,       /* seen between delay and window ago */
+    RETRYMEM_NONE = 0,    /* not remembered (or remembered too long ago) */
+    RETRYMEM_EARLY,       /* remembered less than delay ago: still a first attempt */
+    RETRYMEM_RETRY,       /* remembered between delay and window ago */
 };
 
 struct retrymem;
 /* slots: how many attempts it can hold (rounded up to a power of two). */
 struct retrymem *retrymem_new(size_t slots);
 void retrymem_free(struct retrymem *m);
-/* key: a hash of what identifies the message (never 0; 0 is mapped to 1). */
-enum retrymem_state retrymem_seen(struct retrymem *m, uint64_t key, int64_t now_ms,
-                                  int64_t delay_ms, int64_t window_ms);
+/* key: a hash of what identifies the message (0 is mapped to 1). What the
+ * memory says about it; nothing is changed. */
+enum retrymem_state retrymem_check(struct retrymem *m, uint64_t key, int64_t now_ms,
+                                   int64_t delay_ms, int64_t window_ms);
+/* Remember a first attempt now (an expired entry starts again). */
+void retrymem_note(struct retrymem *m, uint64_t key, int64_t now_ms);
 size_t retrymem_count(struct retrymem *m);   /* entries held */
 
 /* FNV-1a over bytes, to build keys: h = retrymem_hash(h, s, n) chained

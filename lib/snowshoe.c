@@ -604,8 +604,10 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
             rotating = true;
             fp_hit = true;
         }
-        struct pevent pe = { now, iph, domh };
-        RING_PUSH(p, RING_PRINT, pe);
+        if (!m->repeat) {
+            struct pevent pe = { now, iph, domh };
+            RING_PUSH(p, RING_PRINT, pe);
+        }
     }
 
     /* spread: several suspicious blocks inside one wider prefix */
@@ -628,8 +630,10 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
                 ip_is_v4(m->client) ? s->cfg.v4_prefix : s->cfg.v6_prefix, bits);
             cl += 1.5;
         }
-        struct wevent we = { now, blockh, suspicious };
-        RING_PUSH(w, RING_WIDE, we);
+        if (!m->repeat) {
+            struct wevent we = { now, blockh, suspicious };
+            RING_PUSH(w, RING_WIDE, we);
+        }
     }
 
     /* one throwaway domain sent from many blocks */
@@ -649,7 +653,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
             rotating = true;
         }
     }
-    if (dn) {
+    if (dn && !m->repeat) {
         struct devent de = { now, blockh };
         RING_PUSH(dn, RING_DOMAIN, de);
         if (!dn->msgs)
@@ -670,7 +674,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
             (long long)((now - dn->first) / 86400000));
         trust = -2.0;
     }
-    if (b) {
+    if (b && !m->repeat) {
         struct bevent be = { now, iph, domh, heloh, dom_new && *sdom, suspicious };
         RING_PUSH(b, RING_BLOCK, be);
         /* a block showing cluster signals is remembered even when this

@@ -64,6 +64,8 @@ struct snowshoe_msg {
     const char *subject;        /* raw; fingerprinted here */
     const char *display;        /* From: display name */
     uint64_t body_fp;           /* mailmsg_body_fingerprint, 0 unknown */
+    bool repeat;                /* the same message again (a retry of one that
+                                   was delayed): scored, not remembered again */
 };
 
 #define SNOWSHOE_MAX_CONTRIB 24
@@ -95,7 +97,8 @@ void snowshoe_free(struct snowshoe *s);
  * changes windows, not table sizes or lists). */
 void snowshoe_set_windows(struct snowshoe *s, const struct snowshoe_cfg *cfg);
 
-/* Score m against what came before, then remember it. */
+/* Score m against what came before, then remember it (unless it is a
+ * repeat). */
 void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
                    struct snowshoe_result *out);
 /* The final action for m was spam-like (tag or worse): the block's spam

@@ -821,12 +821,16 @@ static sfsistat score_message(SMFICTX *ctx, struct conn *c, struct verdict *v)
     return act(ctx, v, res.action, "score", res.total, res.code, res.xcode, res.text);
 }
 
-/* What identifies a message across its delivery attempts: the block it
- * comes from, the envelope sender and the recipients (as greylisting's
- * triplet, by block so that a retry from the pool's next address counts). */
-static uint64_t retry_key(const struct conn *c, const struct verdict *v, const char *block)
+/* What identifies a message across its delivery attempts: the client's
+ * /24 (IPv4) or /48 (IPv6), the envelope sender and the recipients (as
+ * greylisting's triplet; by prefix so that a retry from the pool's next
+ * address counts). Known before scoring, so that a repeat is scored without
+ * being counted again. */
+static uint64_t retry_key(const struct conn *c, const struct verdict *v)
 {
-    uint64_t h = retrymem_hash(RETRYMEM_HASH_INIT, block, strlen(block) + 1);
+    struct ip p = c->ip;
+    ip_mask(&p, ip_is_v4(&p) ? 120 : 48);
+    uint64_t h = retrymem_hash(RETRYMEM_HASH_INIT, p.b, sizeof p.b);
     const char *snd = c->sender ? c->sender : "";
     h = retrymem_hash(h, snd, strlen(snd) + 1);
     for (size_t i = 0; i < v->nrcpts; i++)
@@ -884,29 +888,40 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
                                                           c->ctype, c->cte)
                                : 0,
     };
+    bool enforce = conf->snowshoe == CONF_SNOW_ENFORCE && !all_exempt(c, v);
+    bool monitor = v->monitor || conf->mode == CONF_MODE_MONITOR;
+    /* a message delayed before comes again: scored, not counted again */
+    int64_t delay = rules->snow.retry_delay_ms ? rules->snow.retry_delay_ms
+                                               : RULES_SNOW_RETRY_DELAY_MS;
+    int64_t window = rules->snow.retry_window_ms ? rules->snow.retry_window_ms
+                                                 : RULES_SNOW_RETRY_WINDOW_MS;
+    uint64_t rkey = retry_key(c, v);
+    enum retrymem_state again =
+        enforce && !monitor && kj.retry ? retrymem_check(kj.retry, rkey, now, delay, window)
+                                        : RETRYMEM_NONE;
+    m.repeat = again != RETRYMEM_NONE;
     struct snowshoe_result r;
     snowshoe_eval(kj.snow, &m, &r);
     const struct rules_threshold *th = rules_snowshoe_threshold_for(rules, r.score, r.cluster);
     enum verdict_action want = th ? th->action : VERDICT_ACCEPT;
-    bool enforce = conf->snowshoe == CONF_SNOW_ENFORCE && !all_exempt(c, v);
-    bool monitor = v->monitor || conf->mode == CONF_MODE_MONITOR;
     const char *retry = NULL;
-    if (want == VERDICT_TEMPFAIL && enforce && !monitor && kj.retry) {
-        int64_t delay = rules->snow.retry_delay_ms ? rules->snow.retry_delay_ms
-                                                   : RULES_SNOW_RETRY_DELAY_MS;
-        int64_t window = rules->snow.retry_window_ms ? rules->snow.retry_window_ms
-                                                     : RULES_SNOW_RETRY_WINDOW_MS;
-        switch (retrymem_seen(kj.retry, retry_key(c, v, r.block), now, delay, window)) {
-        case RETRYMEM_FIRST: retry = "first attempt"; break;
-        case RETRYMEM_EARLY: retry = "resent too soon"; break;
-        case RETRYMEM_RETRY:
-            retry = "retried: tagged";
-            want = VERDICT_TAG;
-            break;
-        }
+    if (again == RETRYMEM_EARLY && want < VERDICT_REJECT) {
+        retry = "resent too soon";   /* still the first attempt */
+        want = VERDICT_TEMPFAIL;
+        if (!th || th->action != VERDICT_TEMPFAIL)   /* for its reply */
+            th = rules_snowshoe_threshold_for(NULL, SNOWSHOE_TEMPFAIL, true);
+    } else if (again == RETRYMEM_RETRY && want < VERDICT_REJECT) {
+        retry = "retried: tagged";
+        want = VERDICT_TAG;
+    } else if (again != RETRYMEM_NONE) {
+        retry = "retried: the block is rejected meanwhile";
+    } else if (want == VERDICT_TEMPFAIL && enforce && !monitor && kj.retry) {
+        retry = "first attempt";
+        retrymem_note(kj.retry, rkey, now);
     }
-    /* memory builds once per message, not once per attempt */
-    if (want >= VERDICT_TAG && (!retry || !strcmp(retry, "first attempt")))
+    /* spam memory grows once per message, by its final action: not for a
+     * first attempt that may yet be retried, nor twice for a repeat */
+    if (want >= VERDICT_TAG && want != VERDICT_TEMPFAIL && again != RETRYMEM_EARLY)
         snowshoe_spam(kj.snow, &m);
     const char *mode = conf->snowshoe == CONF_SNOW_ENFORCE ? "" : "would ";
     struct sbuf t = SBUF_INIT;

@@ -144,6 +144,32 @@ e2e_init() {
 	kj_conf </dev/null
 }
 
+# dns_start: the private DNS of tests/dnsenv in $T/dns, its variables
+# ($DNS_FRONT, $DNS_RBL, $DNS_DEAD...) set; stopped at exit before the
+# harness's own cleanup (which removes $T). Without rbldnsd or dnsmasq the
+# test is skipped (exit 0), unless KANJIKI_REQUIRE_E2E=1.
+DNSENV=$E2E_DIR/../dnsenv/dnsenv.sh
+dns_cleanup() {
+	local rc=$?
+	[ -n "$T" ] && [ -d "$T/dns" ] && sh "$DNSENV" stop "$T/dns" >>"$T/dnsenv.out" 2>&1
+	(exit $rc)
+	e2e_cleanup
+}
+dns_start() {
+	trap dns_cleanup EXIT
+	sh "$DNSENV" start "$T/dns" >"$T/dnsenv.out" 2>&1
+	local rc=$?
+	if [ $rc = 77 ]; then
+		cat "$T/dnsenv.out"
+		[ "${KANJIKI_REQUIRE_E2E:-0}" = 1 ] &&
+			fail "KANJIKI_REQUIRE_E2E=1 but tests/dnsenv cannot run here (rbldnsd/dnsmasq missing)"
+		say "SKIP: $E2E_NAME needs rbldnsd and dnsmasq (apt-get install rbldnsd dnsmasq-base)"
+		exit 0
+	fi
+	[ $rc = 0 ] || { cat "$T/dnsenv.out"; fail "tests/dnsenv/dnsenv.sh start failed (exit $rc)"; }
+	. "$T/dns/env.sh"
+}
+
 e2e_cleanup() {
 	local rc=$?
 	trap - EXIT

@@ -59,29 +59,7 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 e2e_init
-DNSENV=$E2E_DIR/../dnsenv/dnsenv.sh
-
-# the DNS servers are stopped before the harness's own cleanup (which
-# removes $T); e2e_cleanup reads the exit status from $?
-dns_cleanup() {
-	local rc=$?
-	[ -n "$T" ] && [ -d "$T/dns" ] && sh "$DNSENV" stop "$T/dns" >>"$T/dnsenv.out" 2>&1
-	(exit $rc)
-	e2e_cleanup
-}
-trap dns_cleanup EXIT
-
-sh "$DNSENV" start "$T/dns" >"$T/dnsenv.out" 2>&1
-rc=$?
-if [ $rc = 77 ]; then
-	cat "$T/dnsenv.out"
-	[ "${KANJIKI_REQUIRE_E2E:-0}" = 1 ] &&
-		fail "KANJIKI_REQUIRE_E2E=1 but tests/dnsenv cannot run here (rbldnsd/dnsmasq missing)"
-	say "SKIP: t_dnsbl needs rbldnsd and dnsmasq (apt-get install rbldnsd dnsmasq-base)"
-	exit 0
-fi
-[ $rc = 0 ] || { cat "$T/dnsenv.out"; fail "tests/dnsenv/dnsenv.sh start failed (exit $rc)"; }
-. "$T/dns/env.sh"
+dns_start   # tests/dnsenv, stopped at exit; $DNS_FRONT etc.
 
 # ---------------------------------------------------------------- helpers
 
