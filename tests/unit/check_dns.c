@@ -371,21 +371,28 @@ static struct fake *fake_start(void)
 {
     struct fake *f = calloc(1, sizeof *f);
     ck_assert_ptr_nonnull(f);
-    f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(f->fd, 0);
-    int big = 1 << 20;   /* bursts of queries: drops here are not dns.c's */
-    setsockopt(f->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t al = sizeof a;
-    ck_assert_int_eq(getsockname(f->fd, (struct sockaddr *)&a, &al), 0);
-    f->port = ntohs(a.sin_port);
-    /* TCP on the same port, for answers too big for UDP */
-    f->tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(f->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ck_assert_int_eq(bind(f->tcp, (struct sockaddr *)&a, sizeof a), 0);
+    /* a free UDP port whose TCP twin is free too (for answers too big for
+     * UDP); another program may hold the TCP one: try the next port */
+    for (int attempt = 0;; attempt++) {
+        ck_assert_int_lt(attempt, 50);
+        f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(f->fd, 0);
+        int big = 1 << 20;   /* bursts of queries: drops here are not dns.c's */
+        setsockopt(f->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0 };
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
+        socklen_t al = sizeof a;
+        ck_assert_int_eq(getsockname(f->fd, (struct sockaddr *)&a, &al), 0);
+        f->port = ntohs(a.sin_port);
+        f->tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(f->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(f->tcp, (struct sockaddr *)&a, sizeof a) == 0)
+            break;
+        close(f->tcp);
+        close(f->fd);
+    }
     ck_assert_int_eq(listen(f->tcp, 8), 0);
     ck_assert_int_eq(pipe(f->stop), 0);
     ck_assert_int_eq(pthread_create(&f->th, NULL, fake_main, f), 0);
