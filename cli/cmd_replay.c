@@ -408,11 +408,12 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
                 1e3 / (double)(r.n ? r.n : 1);
     FILE *out = summary_only || fmt == CLI_FMT_TABLE ? stdout : stderr;
     fprintf(out, "replayed %zu messages (%zu skipped, %zu without a client address): "
-            "accept %zu, tag %zu, tempfail %zu, reject %zu; cluster signals on %zu, "
-            "shared platforms %zu; detector %.1f us/message, %zu blocks and %zu domains "
-            "tracked in about %zu KiB\n",
+            "accept %zu, tag %zu, quarantine %zu, tempfail %zu, reject %zu; cluster signals "
+            "on %zu, shared platforms %zu; detector %.1f us/message, %zu blocks and %zu "
+            "domains tracked in about %zu KiB\n",
             r.n, r.skipped, no_ip, counts[VERDICT_ACCEPT], counts[VERDICT_TAG],
-            counts[VERDICT_TEMPFAIL], counts[VERDICT_REJECT], cluster, platform, us, st.blocks,
+            counts[VERDICT_QUARANTINE], counts[VERDICT_TEMPFAIL], counts[VERDICT_REJECT],
+            cluster, platform, us, st.blocks,
             st.domains, st.bytes / 1024);
     snowshoe_free(ss);
     rules_free(rules);

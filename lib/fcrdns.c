@@ -12,7 +12,7 @@
 struct fcrdns {
     struct dns *dns;
     struct ip client;
-    int64_t deadline_ms;
+    int64_t timeout_ms;         /* each step's own: the forward lookups start later */
     struct dns_req *ptr;
     bool ptr_done, ptr_tempfail;
     char names[FCRDNS_MAX_NAMES][256];
@@ -45,7 +45,7 @@ static bool host_name_ok(const char *s)
     return label > 0 && s[n - 1] != '-' && labels >= 2;
 }
 
-struct fcrdns *fcrdns_start(struct dns *d, const struct ip *client, int64_t deadline_ms)
+struct fcrdns *fcrdns_start(struct dns *d, const struct ip *client, int timeout_ms)
 {
     char q[128];
     if (!d || dnsbl_qname_ip(client, ip_is_v4(client) ? "in-addr.arpa" : "ip6.arpa", q,
@@ -54,10 +54,10 @@ struct fcrdns *fcrdns_start(struct dns *d, const struct ip *client, int64_t dead
     struct fcrdns *f = xcalloc(1, sizeof *f);
     f->dns = d;
     f->client = *client;
-    f->deadline_ms = deadline_ms;
-    f->ptr = dns_query(d, q, DNS_T_PTR, deadline_ms);
+    f->timeout_ms = timeout_ms;
+    f->ptr = dns_query(d, q, DNS_T_PTR, dns_now_ms() + timeout_ms);
     if (!f->ptr)
-        f->ptr_done = true;
+        f->ptr_done = f->ptr_tempfail = true;
     return f;
 }
 
@@ -65,10 +65,11 @@ struct fcrdns *fcrdns_start(struct dns *d, const struct ip *client, int64_t dead
 static void take_ptr(struct fcrdns *f, const struct dns_result *r)
 {
     f->ptr_done = true;
-    if (r->status == DNS_TIMEOUT || r->status == DNS_SERVFAIL) {
-        f->ptr_tempfail = true;
+    if (r->status != DNS_OK && r->status != DNS_NXDOMAIN && r->status != DNS_NODATA) {
+        f->ptr_tempfail = true;   /* timeout, server failure, bad answer: unknown */
         return;
     }
+    int64_t deadline = dns_now_ms() + f->timeout_ms;
     for (size_t i = 0; r->status == DNS_OK && i < r->nrr && f->nnames < FCRDNS_MAX_NAMES; i++) {
         const struct dns_rr *rr = &r->rr[i];
         if (rr->type != DNS_T_PTR || !rr->text)
@@ -83,7 +84,7 @@ static void take_ptr(struct fcrdns *f, const struct dns_result *r)
         if (!host_name_ok(n))
             continue;
         f->fwd[f->nnames] = dns_query(f->dns, n, ip_is_v4(&f->client) ? DNS_T_A : DNS_T_AAAA,
-                                      f->deadline_ms);
+                                      deadline);
         f->nnames++;
     }
 }
@@ -102,8 +103,13 @@ void fcrdns_finish(struct fcrdns *f, int64_t deadline_ms, struct fcrdns_result *
     memset(out, 0, sizeof *out);
     if (!f)
         return;
-    if (!f->ptr_done)
-        take_ptr(f, dns_wait(f->ptr, deadline_ms));
+    if (!f->ptr_done) {
+        const struct dns_result *r = f->ptr ? dns_wait(f->ptr, deadline_ms) : NULL;
+        if (r)
+            take_ptr(f, r);
+        else
+            f->ptr_done = f->ptr_tempfail = true;
+    }
     if (f->ptr_tempfail) {
         out->status = FCRDNS_TEMPFAIL;
         return;
@@ -113,10 +119,11 @@ void fcrdns_finish(struct fcrdns *f, int64_t deadline_ms, struct fcrdns_result *
     bool unknown = false;
     for (size_t i = 0; i < f->nnames; i++) {
         const struct dns_result *r = f->fwd[i] ? dns_wait(f->fwd[i], deadline_ms) : NULL;
-        if (!r)
+        if (!r || (r->status != DNS_OK && r->status != DNS_NXDOMAIN &&
+                   r->status != DNS_NODATA)) {
+            unknown = true;   /* might have confirmed */
             continue;
-        if (r->status == DNS_TIMEOUT || r->status == DNS_SERVFAIL)
-            unknown = true;
+        }
         for (size_t k = 0; r->status == DNS_OK && k < r->nrr; k++)
             if ((r->rr[k].type == DNS_T_A || r->rr[k].type == DNS_T_AAAA) &&
                 ip_cmp(&r->rr[k].addr, &f->client) == 0) {

@@ -29,8 +29,9 @@ struct fcrdns_result {
 };
 
 struct fcrdns;
-/* Start the PTR lookup. NULL when the address has no reverse name. */
-struct fcrdns *fcrdns_start(struct dns *d, const struct ip *client, int64_t deadline_ms);
+/* Start the PTR lookup; it and, later, the forward lookups each get
+ * timeout_ms from their start. NULL when the address has no reverse name. */
+struct fcrdns *fcrdns_start(struct dns *d, const struct ip *client, int timeout_ms);
 /* Non-blocking: start the forward lookups once the PTR answer is in. */
 void fcrdns_poll(struct fcrdns *f);
 /* Wait for what is missing until deadline_ms (dns_now_ms clock). */

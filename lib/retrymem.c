@@ -104,6 +104,21 @@ void retrymem_note(struct retrymem *m, uint64_t key, int64_t now_ms)
     pthread_mutex_unlock(&m->mu);
 }
 
+void retrymem_forget(struct retrymem *m, uint64_t key)
+{
+    if (!key)
+        key = 1;
+    pthread_mutex_lock(&m->mu);
+    struct slot *s = find(m, key, NULL);
+    if (s) {
+        /* free again; find() looks at every slot a key may use, so an
+         * empty one in between hides nothing */
+        s->key = 0;
+        m->count--;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 size_t retrymem_count(struct retrymem *m)
 {
     pthread_mutex_lock(&m->mu);

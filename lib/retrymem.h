@@ -29,6 +29,8 @@ enum retrymem_state retrymem_check(struct retrymem *m, uint64_t key, int64_t now
                                    int64_t delay_ms, int64_t window_ms);
 /* Remember a first attempt now (an expired entry starts again). */
 void retrymem_note(struct retrymem *m, uint64_t key, int64_t now_ms);
+/* Forget key (its retry has come): the slot is free again. */
+void retrymem_forget(struct retrymem *m, uint64_t key);
 size_t retrymem_count(struct retrymem *m);   /* entries held */
 
 /* FNV-1a over bytes, to build keys: h = retrymem_hash(h, s, n) chained

@@ -878,11 +878,41 @@ int rules_load_dir(const char *dir, struct ruleset **out, char *err, size_t errl
         free(names[i]);
     }
     free(names);
+    if (!rc && rules_check(rs, err, errlen) < 0) {
+        /* name the directory: the statements may be in different files */
+        char why[400];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "%s: %s", dir, why);
+        rc = -1;
+    }
     if (rc) {
         rules_free(rs);
         return -1;
     }
     *out = rs;
+    return 0;
+}
+
+int rules_check(const struct ruleset *rs, char *err, size_t errlen)
+{
+    struct snowshoe_cfg c;
+    snowshoe_cfg_defaults(&c);
+    rules_snowshoe_cfg(rs, &c);
+    int64_t delay = rs->snow.retry_delay_ms ? rs->snow.retry_delay_ms : RULES_SNOW_RETRY_DELAY_MS;
+    int64_t window = rs->snow.retry_window_ms ? rs->snow.retry_window_ms
+                                              : RULES_SNOW_RETRY_WINDOW_MS;
+    if (delay >= window) {
+        snprintf(err, errlen, "snowshoe retry-delay (%llds) must be shorter than retry-window "
+                 "(%llds): no retry would ever count", (long long)delay / 1000,
+                 (long long)window / 1000);
+        return -1;
+    }
+    if (c.short_window_ms > c.window_ms || c.window_ms > c.long_window_ms) {
+        snprintf(err, errlen, "snowshoe windows must grow: short-window (%llds) <= window "
+                 "(%llds) <= long-window (%llds)", (long long)c.short_window_ms / 1000,
+                 (long long)c.window_ms / 1000, (long long)c.long_window_ms / 1000);
+        return -1;
+    }
     return 0;
 }
 

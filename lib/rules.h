@@ -140,6 +140,10 @@ int rules_parse(struct ruleset *rs, const char *fname, const char *text,
 /* Read every "*.rules" file of dir in name order into a new ruleset. A
  * missing or unreadable directory is an error. */
 int rules_load_dir(const char *dir, struct ruleset **out, char *err, size_t errlen);
+/* What only the whole rule set can tell (rules_load_dir runs it after the
+ * last file): snowshoe retry-delay shorter than retry-window, windows that
+ * grow (short <= window <= long). Returns 0, or -1 with the reason. */
+int rules_check(const struct ruleset *rs, char *err, size_t errlen);
 
 /* What a recipient's rules are matched against. Strings lower-case or not;
  * NULL means unknown (a rule on an unknown subject does not match). */

@@ -466,7 +466,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
                    struct snowshoe_result *r)
 {
     memset(r, 0, sizeof *r);
-    const int64_t now = m->time_ms, win = s->cfg.window_ms;
+    const int64_t now = m->time_ms;
     char env_reg[256], from_reg[256];
     reg_domain(s, m->env_domain, env_reg, sizeof env_reg);
     reg_domain(s, m->from_domain, from_reg, sizeof from_reg);
@@ -474,6 +474,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
     snprintf(r->domain, sizeof r->domain, "%s", sdom);
 
     pthread_mutex_lock(&s->mu);
+    const int64_t win = s->cfg.window_ms;   /* a reload may change it: under the lock */
     struct domain *dn = *sdom ? t_get(&s->domains, fnv_lower(sdom), sdom, true) : NULL;
     bool dom_new = dn && (!dn->msgs || now - dn->first < s->cfg.new_domain_ms);
     r->platform = is_platform(s, m);

@@ -310,7 +310,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
         c->dc = dnscheck_new(kj.dns, c->policy->rules, kj.health, kj.dns_timeout_ms);
         dnscheck_client(c->dc, &c->ip);   /* all zones at once, harvested later */
         if (kj.snow && cf->snowshoe != CONF_SNOW_OFF)
-            c->fcr = fcrdns_start(kj.dns, &c->ip, dns_now_ms() + kj.dns_timeout_ms);
+            c->fcr = fcrdns_start(kj.dns, &c->ip, kj.dns_timeout_ms);
     }
     return SMFIS_CONTINUE;
 }
@@ -911,17 +911,23 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
         if (!th || th->action != VERDICT_TEMPFAIL)   /* for its reply */
             th = rules_snowshoe_threshold_for(NULL, SNOWSHOE_TEMPFAIL, true);
     } else if (again == RETRYMEM_RETRY && want < VERDICT_REJECT) {
+        /* the retry passes, tagged (quarantined if that is what it
+         * scores); the memory is used up: the next message is new */
         retry = "retried: tagged";
-        want = VERDICT_TAG;
+        if (want != VERDICT_QUARANTINE)
+            want = VERDICT_TAG;
+        retrymem_forget(kj.retry, rkey);
     } else if (again != RETRYMEM_NONE) {
         retry = "retried: the block is rejected meanwhile";
-    } else if (want == VERDICT_TEMPFAIL && enforce && !monitor && kj.retry) {
-        retry = "first attempt";
+        retrymem_forget(kj.retry, rkey);
+    } else if (want == VERDICT_TEMPFAIL && want > v->action && enforce && !monitor &&
+               kj.retry) {
+        retry = "first attempt";   /* only when this tempfail is what happens */
         retrymem_note(kj.retry, rkey, now);
     }
     /* spam memory grows once per message, by its final action: not for a
-     * first attempt that may yet be retried, nor twice for a repeat */
-    if (want >= VERDICT_TAG && want != VERDICT_TEMPFAIL && again != RETRYMEM_EARLY)
+     * first attempt that may yet be retried */
+    if (want >= VERDICT_TAG && want != VERDICT_TEMPFAIL)
         snowshoe_spam(kj.snow, &m);
     const char *mode = conf->snowshoe == CONF_SNOW_ENFORCE ? "" : "would ";
     struct sbuf t = SBUF_INIT;
@@ -967,6 +973,8 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
         note_would(c, v, want, "snowshoe", r.score);
         return rc;
     }
+    if (want < VERDICT_TEMPFAIL || !th)   /* no reply: a tagged retry has no threshold */
+        return act(ctx, v, want, "snowshoe", r.score, 0, "", "");
     char text[256], safe[96];
     if (th->reply_text) {
         snprintf(text, sizeof text, "%s", th->reply_text);

@@ -163,7 +163,7 @@ static void snow_cfg(const struct ruleset *rs, struct snowshoe_cfg *cfg)
     cfg->platform_nets = kj.plat.nets;
     cfg->platform_ptrs = (const char *const *)kj.plat.ptrs;
     rules_snowshoe_cfg(rs, cfg);
-    int64_t keep = cfg->long_window_ms;
+    int64_t keep = cfg->long_window_ms;   /* rules_check: window <= long window */
     if (cfg->new_domain_ms > keep)
         keep = cfg->new_domain_ms;
     if (cfg->aged_domain_ms > keep)

@@ -271,3 +271,42 @@ class SnowshoeOffByDefault(OwnMilterCase):
         self.assertEqual(res.headers("X-Kanjiki-Snowshoe"), [])
         v = self.m.wait_verdicts(by_sender(self.sender))[0]
         self.assertIsNone(snowshoe_reason(v))
+
+
+class SnowshoeRetryBelowEveryThreshold(SnowshoeCase):
+    """A retry (same /24, sender and recipients as a delayed message) that
+    now scores below every snowshoe threshold is tagged, and the milter
+    lives on (it once dereferenced the missing threshold)."""
+
+    NAME = "snowshoe-retry-low"
+    RULES = ("snowshoe threshold 10 tempfail\n"
+             "snowshoe threshold 30 reject\n"
+             "snowshoe retry-delay 1s\n")
+
+    @classmethod
+    def extra_conf(cls):
+        return "snowshoe = enforce\n" + dns_conf()
+
+    def test_low_scoring_retry_is_tagged(self):
+        tok = self.tok
+        sender = None
+        for i in range(8):
+            s = "r%d-%s@%s%s%d.pink" % (i, tok, LABELS[i % len(LABELS)], tok[:2], i)
+            res = self.send("198.18.61.%d" % (20 + i), "unknown", "ary%03d.localhost" % i, s,
+                            subject="Same offer", display="Same")
+            if res.final.cmd == "y" and res.final.code == 451:
+                sender, ip = s, "198.18.61.%d" % (20 + i)
+                break
+        self.assertIsNotNone(sender, "never delayed")
+        time.sleep(1.2)
+        # the "retry": the same envelope, but a text of its own (no same_text)
+        res = self.send(ip, "unknown", "ary000.localhost", sender, subject="Unique " + tok,
+                        display="Unique " + tok, body=("unique %s\r\n" % tok).encode())
+        self.assertContinue(res.final)
+        vs = self.m.wait_verdicts(by_sender(sender), count=2)
+        by_retry = {snowshoe_reason(v).get("retry"): v for v in vs}
+        self.assertEqual(sorted(by_retry), ["first attempt", "retried: tagged"], vs)
+        v = by_retry["retried: tagged"]
+        self.assertLess(float(snowshoe_reason(v)["score"]), 10.0, v)   # below every threshold
+        self.assertEqual(v["action"], "tag")
+        self.assertEqual(len(res.headers("X-Kanjiki-Spam")), 1, res.mods)

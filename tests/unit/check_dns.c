@@ -1284,7 +1284,7 @@ static void fcr(struct dns *d, const char *addr, int wait_ms, struct fcrdns_resu
     struct ip a;
     ck_assert_int_eq(ip_parse(addr, &a), 0);
     int64_t dl = dns_now_ms() + wait_ms;
-    struct fcrdns *f = fcrdns_start(d, &a, dl);
+    struct fcrdns *f = fcrdns_start(d, &a, wait_ms);
     ck_assert_ptr_nonnull(f);
     fcrdns_poll(f);   /* never blocks, whatever has arrived */
     fcrdns_finish(f, dl, out);
@@ -1304,6 +1304,24 @@ START_TEST(test_fcrdns_confirmed_name_is_kept_lower_case)
     fcr(d, "2001:db8::1", 3000, &r);
     ck_assert_int_eq(r.status, FCRDNS_CONFIRMED);
     ck_assert_str_eq(r.name, "a.test");
+    dns_free(d);
+}
+END_TEST
+
+START_TEST(test_fcrdns_forward_lookups_get_their_own_time)
+{
+    /* the session goes on longer than one timeout between connect and
+     * MAIL: the forward lookups still get a whole timeout of their own */
+    struct dns *d = mk(100);
+    struct ip a;
+    ck_assert_int_eq(ip_parse("192.0.2.5", &a), 0);
+    struct fcrdns *f = fcrdns_start(d, &a, 300);
+    sleep_ms(450);
+    fcrdns_poll(f);
+    struct fcrdns_result r;
+    fcrdns_finish(f, dns_now_ms() + 300, &r);
+    ck_assert_int_eq(r.status, FCRDNS_CONFIRMED);
+    fcrdns_free(f);
     dns_free(d);
 }
 END_TEST
@@ -1364,6 +1382,7 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, test_status_names);
     tcase_add_test(tc, test_fcrdns_confirmed_name_is_kept_lower_case);
     tcase_add_test(tc, test_fcrdns_unconfirmed_none_and_tempfail);
+    tcase_add_test(tc, test_fcrdns_forward_lookups_get_their_own_time);
     suite_add_tcase(s, tc);
     return s;
 }

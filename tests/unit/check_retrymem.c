@@ -31,6 +31,14 @@ START_TEST(test_check_changes_nothing)
     retrymem_note(m, 9, 2 * MIN);
     ck_assert_int_eq(retrymem_check(m, 9, 2 * MIN + 1, MIN, DAY), RETRYMEM_EARLY);
     ck_assert_uint_eq(retrymem_count(m), 1);
+    /* forgotten: a new first attempt; a key behind it is still found */
+    retrymem_note(m, 9 + 64, 0);   /* probably the same home slot: behind 9 */
+    retrymem_forget(m, 9);
+    ck_assert_uint_eq(retrymem_count(m), 1);
+    ck_assert_int_eq(retrymem_check(m, 9, 3 * MIN, MIN, DAY), RETRYMEM_NONE);
+    ck_assert_int_eq(retrymem_check(m, 9 + 64, 3 * MIN, MIN, DAY), RETRYMEM_RETRY);
+    retrymem_forget(m, 12345);   /* unknown: nothing happens */
+    ck_assert_uint_eq(retrymem_count(m), 1);
     retrymem_free(m);
 }
 END_TEST

@@ -1035,6 +1035,29 @@ START_TEST(test_snowshoe_statement_errors)
 }
 END_TEST
 
+START_TEST(test_snowshoe_settings_must_agree_across_the_rule_set)
+{
+    char err[300];
+    struct ruleset *rs = parse_ok("snowshoe retry-delay 2h\n");
+    ck_assert_int_eq(rules_check(rs, err, sizeof err), 0);   /* < the 24h default */
+    rules_free(rs);
+    rs = parse_ok("snowshoe retry-delay 2h\nsnowshoe retry-window 1h\n");
+    ck_assert_int_eq(rules_check(rs, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "retry-delay (7200s) must be shorter than retry-window (3600s)"));
+    rules_free(rs);
+    rs = parse_ok("snowshoe window 60d\nsnowshoe long-window 30d\n");
+    ck_assert_int_eq(rules_check(rs, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "windows must grow"));
+    rules_free(rs);
+    rs = parse_ok("snowshoe short-window 3d\nsnowshoe window 2d\n");
+    ck_assert_int_eq(rules_check(rs, err, sizeof err), -1);
+    rules_free(rs);
+    rs = parse_ok("snowshoe short-window 1h\nsnowshoe window 2d\nsnowshoe long-window 20d\n");
+    ck_assert_int_eq(rules_check(rs, err, sizeof err), 0);
+    rules_free(rs);
+}
+END_TEST
+
 START_TEST(test_score_rules_add_up_and_negative_weights_count_against)
 {
     struct ruleset *rs = parse_ok("score 3 helo .dynamic.example\n"
@@ -1153,6 +1176,7 @@ static Suite *rules_suite(void)
     tcase_add_test(t, test_snowshoe_defaults_refuse_only_with_a_cluster);
     tcase_add_test(t, test_snowshoe_statements_replace_the_defaults);
     tcase_add_test(t, test_snowshoe_statement_errors);
+    tcase_add_test(t, test_snowshoe_settings_must_agree_across_the_rule_set);
     tcase_add_test(t, test_score_rules_add_up_and_negative_weights_count_against);
     tcase_add_test(t, test_spf_weights);
     suite_add_tcase(s, t);
