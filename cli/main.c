@@ -17,9 +17,11 @@ static const char *usage_text =
     "  query [FILTERS]       list verdicts (kanjiki query --help)\n"
     "  stats [--since WHEN]  verdicts per action, blocklist zone health\n"
     "  replay FILE|DIR...    run stored mail through the snowshoe detector\n"
+    "                        (kanjiki replay --help)\n"
     "  clusters              suspicious blocks and domains the snowshoe detector\n"
     "                        remembers (kanjiki clusters --help)\n"
-    "                        (kanjiki replay --help)\n"
+    "  audit HOST[:PORT]     test a mail server for open relay and leaks\n"
+    "                        (kanjiki audit --help)\n"
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
     "                        (kanjiki popauth --help)\n"
     "See kanjiki(1).\n";
@@ -94,6 +96,8 @@ int main(int argc, char **argv)
         rc = cmd_replay(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "stats"))
         rc = cmd_stats(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "audit"))
+        rc = cmd_audit(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "popauth"))
         rc = cmd_popauth(&ctx, argc - i, argv + i);
     else {
