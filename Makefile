@@ -46,7 +46,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 all: $(BUILD)/kanjiki-milter $(BUILD)/kanjiki
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h) $(BUILD)/gen/schema_sql.h
+$(BUILD)/%.o: %.c $(wildcard lib/*.h cli/*.h) $(BUILD)/gen/schema_sql.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -66,8 +66,9 @@ $(BUILD)/libkanjiki.a: $(LIB_OBJ)
 $(BUILD)/kanjiki-milter: $(MILT_OBJ) $(BUILD)/libkanjiki.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(MILT_OBJ) $(BUILD)/libkanjiki.a -lmilter $(LIBS) $(LDFLAGS_ALL)
 
+# kanjiki audit speaks TLS (OpenSSL); only the command line links it
 $(BUILD)/kanjiki: $(CLI_OBJ) $(BUILD)/libkanjiki.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkanjiki.a $(LIBS) $(LDFLAGS_ALL)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkanjiki.a $(LIBS) -lssl -lcrypto $(LDFLAGS_ALL)
 
 $(BUILD)/tests/check_%: tests/unit/check_%.c $(BUILD)/libkanjiki.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(@D)
@@ -80,9 +81,11 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \
 	  echo "== $$t"; CK_FORK=yes KANJIKI_TESTDATA=tests/data $$t; done
 
-# The command line on crafted input (kanjiki replay).
+# The command line on crafted input (kanjiki replay) and against scripted
+# servers that misbehave (kanjiki audit).
 cli-tests: all
 	@python3 tests/cli/test_replay.py $(BUILD)
+	@python3 tests/cli/test_audit.py $(BUILD)
 
 # The real daemon driven over its socket by our own milter-protocol client.
 milter-tests: all

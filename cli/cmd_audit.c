@@ -82,7 +82,14 @@ struct audit {
     struct finding f[MAX_FINDINGS];
     size_t nf;
     char banner[600];
+    int failed_opens;           /* sessions in a row that could not be opened */
+    int timeouts;               /* commands in a row that got no reply in time */
 };
+
+/* A server that cannot be reached, or leaves commands unanswered, twice in
+ * a row is not tried for every remaining test (each try would wait for a
+ * timeout). */
+#define MAX_FAILURES 2
 
 static void finding(struct audit *a, const char *id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -125,8 +132,18 @@ static void sess_close(struct sess *s)
 /* One command and its reply. Returns the code, or -1 (err set). */
 static int cmd(struct audit *a, const char *line, struct smtp_reply *r, char *err, size_t errlen)
 {
-    if (smtpc_send(a->s.c, line, err, errlen) < 0 || smtpc_reply(a->s.c, r, err, errlen) < 0)
+    /* a reply nobody asked for would be read as the answer to this
+     * command: a server out of step is an error, never a relay */
+    if (smtpc_pending(a->s.c, 0)) {
+        snprintf(err, errlen, "the server sent a reply nobody asked for");
         return -1;
+    }
+    if (smtpc_send(a->s.c, line, err, errlen) < 0 || smtpc_reply(a->s.c, r, err, errlen) < 0) {
+        if (!strncmp(err, "no reply within", 15))
+            a->timeouts++;
+        return -1;
+    }
+    a->timeouts = 0;
     return r->code;
 }
 
@@ -209,10 +226,19 @@ static void run_test(struct audit *a, size_t i)
     for (int attempt = 0; attempt < 2; attempt++) {
         err[0] = '\0';
         res->mail = res->rcpt = res->data = 0;
+        if (a->failed_opens >= MAX_FAILURES || a->timeouts >= MAX_FAILURES) {
+            snprintf(err, sizeof err, "not run: the server stopped answering");
+            break;
+        }
         /* a fresh connection when asked, or when the last one broke */
         bool reset_ok = a->s.c && !a->o.fresh && cmd(a, "RSET", &r, err, sizeof err) == 250;
-        if (!reset_ok && sess_open(a, err, sizeof err) < 0)
-            continue;
+        if (!reset_ok) {
+            if (sess_open(a, err, sizeof err) < 0) {
+                a->failed_opens++;
+                continue;
+            }
+            a->failed_opens = 0;
+        }
         snprintf(line, sizeof line, "MAIL FROM:%s", t->mail);
         res->mail = cmd(a, line, &r, err, sizeof err);
         if (res->mail < 0) {
@@ -233,6 +259,12 @@ static void run_test(struct audit *a, size_t i)
         }
         if (a->o.deliver && smtpr_class(res->rcpt) == 2) {
             int code = cmd(a, "DATA", &r, err, sizeof err);
+            if (code > 0 && code != 354 && smtpr_class(code) < 4) {
+                /* no 354: nothing was sent, so nothing was delivered */
+                snprintf(res->data_r, sizeof res->data_r, "DATA answered %d, not 354", code);
+                sess_close(&a->s);
+                break;
+            }
             if (code == 354) {
                 char msg[1200];
                 int n = snprintf(msg, sizeof msg,
@@ -251,16 +283,16 @@ static void run_test(struct audit *a, size_t i)
                 res->data = code;
                 reply_text(&r, res->data_r, sizeof res->data_r);
             } else {
-                res->data = 554;   /* the server broke off: nothing was delivered */
-                snprintf(res->data_r, sizeof res->data_r, "connection lost at DATA");
+                /* the server broke off: accepted at RCPT, delivery unknown */
+                snprintf(res->data_r, sizeof res->data_r, "no answer at DATA: %s", err);
                 sess_close(&a->s);
             }
         }
         break;
     }
-    if (err[0] && !res->mail)
-        snprintf(res->error, sizeof res->error, "%s", err);
     res->v = audit_classify(res->mail, res->rcpt, res->data);
+    if (res->v == AUDIT_ERROR)
+        snprintf(res->error, sizeof res->error, "%s", err[0] ? err : "no answer");
     const char *how = audit_verdict_name(res->v);
     char shown[400];
     snprintf(shown, sizeof shown, "%s%s%s", how, res->v == AUDIT_ERROR ? ": " : "",
@@ -369,8 +401,10 @@ static void check_unknown_recipient(struct audit *a)
         return;
     struct smtp_reply r;
     snprintf(line, sizeof line, "MAIL FROM:<%s>", a->o.from);
-    if (cmd(a, line, &r, err, sizeof err) != 250)
+    if (cmd(a, line, &r, err, sizeof err) != 250) {
+        sess_close(&a->s);
         return;
+    }
     random_user(user, sizeof user);
     snprintf(line, sizeof line, "RCPT TO:<%s@%s>", user, a->o.locals[0]);
     int code = cmd(a, line, &r, err, sizeof err);
@@ -481,6 +515,10 @@ static void print_json(const struct audit *a, int exit_code)
         esc_json_s(&b, r->mail_r);
         sbuf_adds(&b, ",\"rcpt_reply\":");
         esc_json_s(&b, r->rcpt_r);
+        if (r->data_r[0]) {
+            sbuf_adds(&b, ",\"data_reply\":");
+            esc_json_s(&b, r->data_r);
+        }
         sbuf_adds(&b, ",\"verdict\":");
         esc_json_s(&b, audit_verdict_name(r->v));
         sbuf_addf(&b, ",\"relay\":%s,\"nmap\":%s", audit_relays(r->v) ? "true" : "false",

@@ -290,6 +290,8 @@ int smtpc_reply(struct smtpc *c, struct smtp_reply *r, char *err, size_t errlen)
             continue;
         }
         size_t ll = (size_t)(nl - c->buf);
+        if (ll > LINE_MAX_BYTES)   /* however the bytes arrived */
+            return fail(err, errlen, "garbage: %s", "a reply line longer than 4096 bytes");
         size_t tl = ll && c->buf[ll - 1] == '\r' ? ll - 1 : ll;
         enum smtpr_status st = smtpr_line(r, c->buf, tl);
         memmove(c->buf, nl + 1, c->len - ll - 1);
@@ -306,7 +308,18 @@ bool smtpc_pending(struct smtpc *c, int ms)
     if (c->len || (c->ssl && SSL_pending(c->ssl)))
         return true;
     struct pollfd p = { c->fd, POLLIN, 0 };
-    return poll(&p, 1, ms) > 0;
+    if (poll(&p, 1, ms) <= 0)
+        return false;
+    if (!c->ssl) {
+        char ch;   /* data, or only the end of the connection? */
+        return recv(c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+    }
+    /* TLS records may carry no data (a TLS 1.3 session ticket): read them */
+    char err[200];
+    ssize_t n = fill(c, now_ms() + 1, err, sizeof err);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n > 0;
 }
 
 int smtpc_starttls(struct smtpc *c, char *err, size_t errlen)
