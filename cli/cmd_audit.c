@@ -42,7 +42,8 @@ static const char *help_text =
     "  --no-submission      do not try port 587 without AUTH\n"
     "  --json               one JSON object instead of the report\n"
     "Exit status: 0 no relay and no high-severity finding, 1 relay or a\n"
-    "high-severity finding, 2 the audit could not run.\n";
+    "high-severity finding, 2 the audit could not run or decide (every\n"
+    "relay test deferred with 4xx, or failed).\n";
 
 struct opts {
     char host[256], port[16];
@@ -473,18 +474,36 @@ static bool high_finding(const struct audit *a)
     return false;
 }
 
+/* Relay tests refused for good (5xx at MAIL or RCPT). */
+static size_t count_refused(const struct audit *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->ntests; i++)
+        n += a->r[i].v == AUDIT_REFUSED || a->r[i].v == AUDIT_REFUSED_MAIL;
+    return n;
+}
+
+/* A 4xx is no answer: greylisting defers everybody's first attempt, an
+ * open relay behind it included. */
 static void conclusion(const struct audit *a, char *out, size_t n)
 {
-    size_t relays = count_relays(a), errors = 0;
+    size_t relays = count_relays(a), refused = count_refused(a), deferred = 0;
     for (size_t i = 0; i < a->ntests; i++)
-        errors += a->r[i].v == AUDIT_ERROR;
+        deferred += a->r[i].v == AUDIT_DEFERRED;
+    size_t errors = a->ntests - relays - refused - deferred;
+    char rest[160] = "";
+    if (deferred || errors)
+        snprintf(rest, sizeof rest, "; %zu deferred (4xx: greylisting or a temporary error, "
+                 "audit again later), %zu could not be run", deferred, errors);
     if (relays)
         snprintf(out, n, "OPEN RELAY: %zu of %zu relay tests were accepted", relays, a->ntests);
-    else if (errors == a->ntests)
-        snprintf(out, n, "no relay test could be run (%zu errors)", errors);
+    else if (!refused && !deferred)
+        snprintf(out, n, "undecided: no relay test could be run (%zu errors)", errors);
+    else if (!refused)
+        snprintf(out, n, "undecided: no relay test was refused for good%s", rest);
     else
-        snprintf(out, n, "not an open relay: %zu of %zu relay tests refused%s", a->ntests - errors,
-                 a->ntests, errors ? " (the others could not be run)" : "");
+        snprintf(out, n, "not an open relay: %zu of %zu relay tests refused%s", refused,
+                 a->ntests, rest);
 }
 
 static void print_json(const struct audit *a, int exit_code)
@@ -783,10 +802,8 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
     check_pregreet(a);
     check_submission(a);
 
-    size_t errors = 0;
-    for (size_t i = 0; i < a->ntests; i++)
-        errors += a->r[i].v == AUDIT_ERROR;
-    rc = count_relays(a) || high_finding(a) ? 1 : errors == a->ntests ? 2 : 0;
+    /* 2 when nothing was refused for good: the audit could not decide */
+    rc = count_relays(a) || high_finding(a) ? 1 : !count_refused(a) ? 2 : 0;
     if (o->json)
         print_json(a, rc);
     else

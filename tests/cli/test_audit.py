@@ -555,10 +555,22 @@ class Audit(AuditCase):
         self.assertIn("no relay test could be run", out["conclusion"])
         self.assertLess(self.elapsed, BASE_TESTS * 2 * 0.1 + 5)
 
+    def test_09c_some_deferred_some_refused(self):
+        def rcpt(c, line):
+            return "450 4.7.1 try later\r\n" if "%" in line else "550 5.7.1 no\r\n"
+        srv, p, out = self.audit_server(dialogue(dict(OPEN, RCPT=rcpt)))
+        self.assertEqual(p.returncode, 0, out)   # refused for good: no relay
+        self.assertIn("not an open relay", out["conclusion"])
+        self.assertRegex(out["conclusion"], r"; [1-9]\d* deferred")
+        self.assertEqual({t["verdict"] for t in out["tests"] if "%" in t["rcpt"]}, {"deferred"})
+
     def test_09_deferred(self):
         srv, p, out = self.audit_server(
             dialogue(dict(OPEN, RCPT="450 4.7.1 <relaytest@example.net>: try later\r\n")))
-        self.assertEqual(p.returncode, 0, out)
+        # a 4xx is no answer (greylisting defers an open relay too): undecided
+        self.assertEqual(p.returncode, 2, out)
+        self.assertIn("undecided", out["conclusion"])
+        self.assertIn("22 deferred", out["conclusion"])
         self.assertEqual(set(self.verdicts(out).values()), {"deferred"})
         self.assertEqual(out["relays"], 0)
         self.assertTrue(all(t["rcpt_code"] == 450 for t in out["tests"]))
