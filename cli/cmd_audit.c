@@ -3,6 +3,8 @@
  * EXPN, banners, unknown recipients, submission without AUTH, early
  * talkers). The battery and the reading of answers are lib/audit.c; this
  * file talks to the server (cli/smtpc.c) and reports. */
+#include <ctype.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,8 +33,9 @@ static const char *help_text =
     "  --helo NAME          EHLO name (default kanjiki-audit.example.net)\n"
     "  --from ADDR          the foreign sender (default audit@example.org)\n"
     "  --to ADDR            the external target (default relaytest@example.net)\n"
-    "  --local-domain D     a domain of the server's own (repeatable): forged\n"
-    "                       local senders, routing tricks through it, unknown users\n"
+    "  --local-domain D     a domain of the server's own (repeatable): senders\n"
+    "                       forged in the first two, routing tricks and an\n"
+    "                       unknown user through the first\n"
     "  --pause DURATION     between tests (default 200ms)\n"
     "  --timeout DURATION   for every reply (default 10s)\n"
     "  --fresh-connection   a new connection for every test (default: RSET)\n"
@@ -171,8 +174,10 @@ static int greet(struct audit *a, char *err, size_t errlen)
 static int sess_open(struct audit *a, char *err, size_t errlen)
 {
     sess_close(&a->s);
-    if (smtpc_connect(a->o.host, a->o.port, (int)a->o.timeout_ms, a->o.tls, &a->s.c, err,
-                      errlen) < 0)
+    /* the address the first session reached, every time: a name resolved
+     * again might lead elsewhere (round robin, rebinding) */
+    if (smtpc_connect(a->ip[0] ? a->ip : a->o.host, a->o.port, a->o.host, (int)a->o.timeout_ms,
+                      a->o.tls, &a->s.c, err, errlen) < 0)
         return -1;
     if (smtpc_reply(a->s.c, &a->s.banner, err, errlen) < 0)
         return -1;
@@ -301,6 +306,9 @@ static void run_test(struct audit *a, size_t i)
     progress(a, i, t->id, shown);
     if (audit_relays(res->v))
         finding(a, t->finding, "MAIL FROM:%s RCPT TO:%s accepted (%s)", t->mail, t->rcpt, t->id);
+    else if (res->v == AUDIT_RELAY_DATA_REFUSED)
+        finding(a, "rcpt_then_data_refused", "MAIL FROM:%s RCPT TO:%s accepted, the message "
+                "refused after DATA: %d (%s)", t->mail, t->rcpt, res->data, t->id);
     if (a->o.fresh)
         sess_close(&a->s);
 }
@@ -317,6 +325,18 @@ static void random_user(char *out, size_t n)
     snprintf(out, n, "kjaudit-%s", r);
 }
 
+/* Letters, digits, '-' and '.' only, 1-253 long: safe in a command. */
+static bool host_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n || n > 253 || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
+            return false;
+    return true;
+}
+
 /* What the greeting and EHLO of the first session tell. */
 static void check_greeting(struct audit *a)
 {
@@ -326,11 +346,9 @@ static void check_greeting(struct audit *a)
     snprintf(a->banner, sizeof a->banner, "%.*s", (int)(l < 500 ? l : 500), a->s.banner.text);
     char what[200];
     if (audit_banner_software(a->s.banner.text, what, sizeof what) ||
-        audit_banner_software(a->s.ehlo.text, what, sizeof what)) {
-        esc_text_s(&b, what);
-        finding(a, "banner_version", "the greeting or EHLO says \"%s\"", sbuf_str(&b));
-    }
-    sbuf_free(&b);
+        audit_banner_software(a->s.ehlo.text, what, sizeof what))
+        finding(a, "banner_version", "the greeting or EHLO says \"%s\"", what);   /* raw: */
+    sbuf_free(&b);   /* escaped where printed */
     /* the server's name: the first word of the banner, else of EHLO */
     const char *src = a->s.banner.text;
     size_t n = strcspn(src, " \n");
@@ -339,17 +357,14 @@ static void check_greeting(struct audit *a)
         n = strcspn(src, " \n");
     }
     snprintf(a->srvname, sizeof a->srvname, "%.*s", (int)(n < 255 ? n : 255), src);
+    if (!host_name(a->srvname))
+        a->srvname[0] = '\0';   /* it goes into commands: the IP literal stands in */
     bool tls = smtpc_is_tls(a->s.c);
     if (!tls && !smtpr_has_ext(&a->s.ehlo, "STARTTLS", NULL, 0))
         finding(a, "no_starttls", "EHLO offers no STARTTLS");
     char params[200];
-    if (!tls && smtpr_has_ext(&a->s.ehlo, "AUTH", params, sizeof params)) {
-        struct sbuf p = SBUF_INIT;
-        esc_text_s(&p, params);
-        finding(a, "auth_before_tls", "AUTH %s offered on the unencrypted connection",
-                sbuf_str(&p));
-        sbuf_free(&p);
-    }
+    if (!tls && smtpr_has_ext(&a->s.ehlo, "AUTH", params, sizeof params))
+        finding(a, "auth_before_tls", "AUTH %s offered on the unencrypted connection", params);
 }
 
 /* AUTH PLAIN with bogus credentials on the unencrypted connection. */
@@ -367,7 +382,11 @@ static void check_auth(struct audit *a)
         finding(a, "auth_cleartext", "AUTH PLAIN over the unencrypted connection was answered "
                 "%d (%s): passwords travel in clear text",
                 code, code == 235 ? "accepted!" : "credentials checked");
-    if (code < 0)
+    if (code == 235)
+        finding(a, "auth_bogus_accepted", "AUTH PLAIN kanjiki-audit / bogus-password: 235");
+    /* an authenticated session would relay for the wrong reason: the
+     * battery needs a new one (RSET keeps the authentication) */
+    if (code < 0 || code == 235)
         sess_close(&a->s);
 }
 
@@ -378,17 +397,27 @@ static void check_vrfy_expn(struct audit *a)
         return;
     struct smtp_reply r;
     char err[300], line[80], user[40];
+    /* a command without its reply leaves the session out of step: its
+     * late reply would answer the next one; close it at once */
     int known = cmd(a, "VRFY postmaster", &r, err, sizeof err);
+    if (known < 0) {
+        sess_close(&a->s);
+        return;
+    }
     random_user(user, sizeof user);
     snprintf(line, sizeof line, "VRFY %s", user);
-    int unknown = known > 0 ? cmd(a, line, &r, err, sizeof err) : -1;
+    int unknown = cmd(a, line, &r, err, sizeof err);
+    if (unknown < 0) {
+        sess_close(&a->s);
+        return;
+    }
     if ((known == 250 || known == 251) ||
         (smtpr_class(known) == 2 && smtpr_class(unknown) == 5))
         finding(a, "vrfy", "VRFY postmaster: %d, VRFY %s: %d", known, user, unknown);
-    int expn = a->s.c ? cmd(a, "EXPN postmaster", &r, err, sizeof err) : -1;
+    int expn = cmd(a, "EXPN postmaster", &r, err, sizeof err);
     if (expn == 250)
         finding(a, "expn", "EXPN postmaster: 250");
-    if (known < 0 || expn < 0)
+    if (expn < 0)
         sess_close(&a->s);
 }
 
@@ -422,7 +451,8 @@ static void check_pregreet(struct audit *a)
         return;   /* the TLS handshake comes first there */
     struct smtpc *c;
     char err[300], line[300];
-    if (smtpc_connect(a->o.host, a->o.port, (int)a->o.timeout_ms, false, &c, err, sizeof err) < 0)
+    if (smtpc_connect(a->ip, a->o.port, a->o.host, (int)a->o.timeout_ms, false, &c, err,
+                      sizeof err) < 0)
         return;
     snprintf(line, sizeof line, "EHLO %s", a->o.helo);
     struct smtp_reply g, e;
@@ -474,12 +504,13 @@ static bool high_finding(const struct audit *a)
     return false;
 }
 
-/* Relay tests refused for good (5xx at MAIL or RCPT). */
+/* Relay tests refused for good (5xx at MAIL, RCPT, or after DATA). */
 static size_t count_refused(const struct audit *a)
 {
     size_t n = 0;
     for (size_t i = 0; i < a->ntests; i++)
-        n += a->r[i].v == AUDIT_REFUSED || a->r[i].v == AUDIT_REFUSED_MAIL;
+        n += a->r[i].v == AUDIT_REFUSED || a->r[i].v == AUDIT_REFUSED_MAIL ||
+             a->r[i].v == AUDIT_RELAY_DATA_REFUSED;
     return n;
 }
 
@@ -495,15 +526,20 @@ static void conclusion(const struct audit *a, char *out, size_t n)
     if (deferred || errors)
         snprintf(rest, sizeof rest, "; %zu deferred (4xx: greylisting or a temporary error, "
                  "audit again later), %zu could not be run", deferred, errors);
+    size_t data_refused = 0;
+    for (size_t i = 0; i < a->ntests; i++)
+        data_refused += a->r[i].v == AUDIT_RELAY_DATA_REFUSED;
+    errors -= data_refused;
+    refused += data_refused;   /* refused, if only after DATA */
     if (relays)
         snprintf(out, n, "OPEN RELAY: %zu of %zu relay tests were accepted", relays, a->ntests);
     else if (!refused && !deferred)
         snprintf(out, n, "undecided: no relay test could be run (%zu errors)", errors);
-    else if (!refused)
-        snprintf(out, n, "undecided: no relay test was refused for good%s", rest);
+    else if (deferred || errors)
+        snprintf(out, n, "undecided: %zu of %zu relay tests refused%s", refused, a->ntests,
+                 rest);
     else
-        snprintf(out, n, "not an open relay: %zu of %zu relay tests refused%s", refused,
-                 a->ntests, rest);
+        snprintf(out, n, "not an open relay: all %zu relay tests refused", a->ntests);
 }
 
 static void print_json(const struct audit *a, int exit_code)
@@ -511,7 +547,8 @@ static void print_json(const struct audit *a, int exit_code)
     struct sbuf b = SBUF_INIT;
     sbuf_adds(&b, "{\"target\":");
     char tgt[300];
-    snprintf(tgt, sizeof tgt, "%s:%s", a->o.host, a->o.port);
+    bool v6 = strchr(a->o.host, ':') != NULL;
+    snprintf(tgt, sizeof tgt, "%s%s%s:%s", v6 ? "[" : "", a->o.host, v6 ? "]" : "", a->o.port);
     esc_json_s(&b, tgt);
     sbuf_adds(&b, ",\"address\":");
     esc_json_s(&b, a->ip);
@@ -644,11 +681,16 @@ static int parse_target(const char *s, struct opts *o)
         if (!end || end == s + 1)
             return -1;
         snprintf(o->host, sizeof o->host, "%.*s", (int)(end - s - 1), s + 1);
-        if (end[1] == ':')
+        if (end[1] == ':') {
+            if (!end[2] || strlen(end + 2) >= sizeof o->port)
+                return -1;
             snprintf(o->port, sizeof o->port, "%s", end + 2);
-        else if (end[1])
+        } else if (end[1]) {
             return -1;
+        }
     } else if (colon && strchr(s, ':') == colon) {
+        if (!colon[1] || strlen(colon + 1) >= sizeof o->port)
+            return -1;
         snprintf(o->host, sizeof o->host, "%.*s", (int)(colon - s), s);
         snprintf(o->port, sizeof o->port, "%s", colon + 1);
     } else {
@@ -661,9 +703,11 @@ static int parse_target(const char *s, struct opts *o)
 
 static bool port_ok(const char *p)
 {
-    char *end;
-    long v = strtol(p, &end, 10);
-    return *p && !*end && v > 0 && v < 65536;
+    size_t n = strlen(p);
+    if (!n || n > 5 || strspn(p, "0123456789") != n)
+        return false;
+    long v = strtol(p, NULL, 10);
+    return v > 0 && v < 65536;
 }
 
 int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
@@ -679,6 +723,8 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
     o->submission = true;
     const char *target = NULL, *port = NULL;
     int rc = 2;
+    /* OpenSSL writes with write(): a server that hangs up must not kill us */
+    signal(SIGPIPE, SIG_IGN);
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -714,6 +760,10 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
                 rc = usage("%s", "too many --local-domain");
                 goto out;
             }
+            if (!host_name(v)) {
+                rc = usage("--local-domain %s: not a domain name", v);
+                goto out;
+            }
             o->locals[o->nlocal++] = argv[++i];
         } else if (!strcmp(s, "--pause") || !strcmp(s, "--timeout")) {
             int64_t ms;
@@ -746,8 +796,17 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
         rc = usage("not a HOST[:PORT]: %s", target);
         goto out;
     }
-    if (port)
+    if (port && o->port[0]) {
+        rc = usage("--port %s and a port in %s: one only", port, target);
+        goto out;
+    }
+    if (port) {
+        if (strlen(port) >= sizeof o->port) {
+            rc = usage("not a port: %s", port);
+            goto out;
+        }
         snprintf(o->port, sizeof o->port, "%s", port);
+    }
     if (!o->port[0])
         snprintf(o->port, sizeof o->port, "%s", o->tls ? "465" : "25");
     if (!port_ok(o->port)) {
@@ -774,8 +833,10 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
             sbuf_free(&b);
         }
         struct sbuf b = SBUF_INIT;
+        esc_text_s(&b, o->host);
+        sbuf_addf(&b, ":%s: ", o->port);
         esc_text_s(&b, err);
-        fprintf(stderr, "kanjiki audit: %s:%s: %s\n", o->host, o->port, sbuf_str(&b));
+        fprintf(stderr, "kanjiki audit: %s\n", sbuf_str(&b));
         sbuf_free(&b);
         rc = 2;
         goto out;
@@ -802,8 +863,9 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
     check_pregreet(a);
     check_submission(a);
 
-    /* 2 when nothing was refused for good: the audit could not decide */
-    rc = count_relays(a) || high_finding(a) ? 1 : !count_refused(a) ? 2 : 0;
+    /* 0 only when every relay test was refused for good: a test deferred
+     * (greylisting) or not run might have relayed */
+    rc = count_relays(a) || high_finding(a) ? 1 : count_refused(a) < a->ntests ? 2 : 0;
     if (o->json)
         print_json(a, rc);
     else

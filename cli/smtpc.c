@@ -83,6 +83,8 @@ static int tls_start(struct smtpc *c, char *err, size_t errlen)
     if (!c->ctx)
         return fail(err, errlen, "TLS: %s", tls_error());
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    /* a server that closes without close_notify has closed, no more */
+    SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     c->ssl = SSL_new(c->ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
         return fail(err, errlen, "TLS: %s", tls_error());
@@ -91,6 +93,7 @@ static int tls_start(struct smtpc *c, char *err, size_t errlen)
         SSL_set_tlsext_host_name(c->ssl, c->host);   /* SNI for names only */
     int64_t deadline = now_ms() + c->timeout_ms;
     for (;;) {
+        ERR_clear_error();
         int rc = SSL_connect(c->ssl);
         if (rc == 1)
             return 0;
@@ -104,8 +107,8 @@ static int tls_start(struct smtpc *c, char *err, size_t errlen)
     }
 }
 
-int smtpc_connect(const char *host, const char *port, int timeout_ms, bool implicit_tls,
-                  struct smtpc **out, char *err, size_t errlen)
+int smtpc_connect(const char *host, const char *port, const char *sni, int timeout_ms,
+                  bool implicit_tls, struct smtpc **out, char *err, size_t errlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
     struct addrinfo *res = NULL;
@@ -115,7 +118,7 @@ int smtpc_connect(const char *host, const char *port, int timeout_ms, bool impli
     struct smtpc *c = xcalloc(1, sizeof *c);
     c->fd = -1;
     c->timeout_ms = timeout_ms;
-    snprintf(c->host, sizeof c->host, "%s", host);
+    snprintf(c->host, sizeof c->host, "%s", sni ? sni : host);
     char why[200] = "no address";
     /* the first address only: an audit probes exactly the host it was given */
     struct addrinfo *ai = res;
@@ -198,6 +201,7 @@ int smtpc_send_raw(struct smtpc *c, const char *data, size_t len, char *err, siz
         ssize_t n;
         short want = POLLOUT;
         if (c->ssl) {
+            ERR_clear_error();
             int rc = SSL_write(c->ssl, data + off, (int)(len - off > 65536 ? 65536 : len - off));
             if (rc > 0) {
                 n = rc;
@@ -242,6 +246,7 @@ static ssize_t fill(struct smtpc *c, int64_t deadline, char *err, size_t errlen)
         ssize_t n;
         short want = POLLIN;
         if (c->ssl) {
+            ERR_clear_error();
             int rc = SSL_read(c->ssl, c->buf + c->len, (int)room);
             if (rc > 0)
                 return rc;

@@ -13,10 +13,12 @@
 
 struct smtpc;
 
-/* Connect to host (name or address) and port within timeout_ms; with
- * implicit_tls, the TLS handshake too. Returns 0, or -1 with the reason. */
-int smtpc_connect(const char *host, const char *port, int timeout_ms, bool implicit_tls,
-                  struct smtpc **out, char *err, size_t errlen);
+/* Connect to host (name or address: the first address it resolves to) and
+ * port within timeout_ms; with implicit_tls, the TLS handshake too, naming
+ * sni (a host name; NULL or an address: none). Returns 0, or -1 with the
+ * reason. */
+int smtpc_connect(const char *host, const char *port, const char *sni, int timeout_ms,
+                  bool implicit_tls, struct smtpc **out, char *err, size_t errlen);
 void smtpc_close(struct smtpc *c);
 /* The peer's address as text ("192.0.2.1", "2001:db8::1"). */
 const char *smtpc_peer(const struct smtpc *c);

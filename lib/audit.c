@@ -35,6 +35,15 @@ static const struct audit_kind kinds[] = {
       "DAEMON_OPTIONS(`Port=submission, Name=MSA, M=Ea')" },
     { "auth_cleartext", AUDIT_MEDIUM, "AUTH PLAIN is accepted over an unencrypted connection",
       "Postfix: smtpd_tls_auth_only = yes; sendmail: define(`confAUTH_OPTIONS', `A p')" },
+    { "auth_bogus_accepted", AUDIT_HIGH, "AUTH accepted made-up credentials",
+      "check the SASL setup: Postfix smtpd_sasl_* and the saslauthd/Dovecot backend must "
+      "refuse unknown users; sendmail: confAUTH_MECHANISMS and the Cyrus SASL "
+      "configuration (/etc/sasl2/Sendmail.conf)" },
+    { "rcpt_then_data_refused", AUDIT_LOW,
+      "foreign recipients are accepted at RCPT and refused at DATA",
+      "refuse at RCPT (Postfix: reject_unauth_destination in smtpd_relay_restrictions; "
+      "sendmail: the access database), so that nobody can harvest accepted addresses and "
+      "the refusal comes from the policy that owns it" },
     { "auth_before_tls", AUDIT_LOW, "AUTH is advertised before STARTTLS",
       "Postfix: smtpd_tls_auth_only = yes; sendmail: define(`confAUTH_OPTIONS', `A p')" },
     { "no_starttls", AUDIT_LOW, "STARTTLS is not offered",
@@ -206,8 +215,12 @@ enum audit_verdict audit_classify(int mail_code, int rcpt_code, int data_code)
 {
     if (mail_code < 200 || mail_code > 599)
         return AUDIT_ERROR;
-    if (mail_code >= 300)
+    if (mail_code >= 500)
         return AUDIT_REFUSED_MAIL;
+    if (mail_code >= 400)
+        return AUDIT_DEFERRED;   /* 4xx is no answer, at MAIL as at RCPT */
+    if (mail_code >= 300)
+        return AUDIT_ERROR;
     if (rcpt_code < 200 || rcpt_code > 599)
         return AUDIT_ERROR;
     if (rcpt_code >= 500)
@@ -230,7 +243,7 @@ const char *audit_verdict_name(enum audit_verdict v)
 
 bool audit_relays(enum audit_verdict v)
 {
-    return v == AUDIT_RELAY || v == AUDIT_RELAY_DELIVERED || v == AUDIT_RELAY_DATA_REFUSED;
+    return v == AUDIT_RELAY || v == AUDIT_RELAY_DELIVERED;
 }
 
 /* The word at s (letters, digits, '.', '-', '_', '/', '(' ')'). */
@@ -253,8 +266,9 @@ bool audit_banner_software(const char *banner, char *what, size_t n)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         size_t nl = strlen(names[i]);
         for (const char *p = banner; (p = strcasestr(p, names[i])); p += nl) {
-            /* a whole word, not "postfixadmin.example" */
-            if ((p > banner && isalnum((unsigned char)p[-1])) || isalnum((unsigned char)p[nl]))
+            /* a whole word, not "postfixadmin.example" or "exchange.example.com" */
+            if ((p > banner && (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-')) ||
+                isalnum((unsigned char)p[nl]) || p[nl] == '.' || p[nl] == '-')
                 continue;
             /* the rest up to the end of a version-looking word */
             const char *q = p + nl;
@@ -281,7 +295,11 @@ bool audit_banner_software(const char *banner, char *what, size_t n)
             size_t wl = word_len(p), dots = 0;
             for (size_t i = 0; i < wl; i++)
                 dots += p[i] == '.';
-            if (dots >= 2 && isdigit((unsigned char)p[wl - 1])) {
+            unsigned a, b2, c, d;
+            char tail;
+            bool addr = sscanf(p, "%u.%u.%u.%u%c", &a, &b2, &c, &d, &tail) >= 4 &&
+                        a < 256 && b2 < 256 && c < 256 && d < 256;
+            if (dots >= 2 && !addr && isdigit((unsigned char)p[wl - 1])) {
                 snprintf(what, n, "version %.*s", (int)wl, p);
                 return true;
             }

@@ -40,9 +40,9 @@ size_t audit_battery(const struct audit_params *p, struct audit_test *out, size_
 
 enum audit_verdict {
     AUDIT_ERROR = 0,            /* no answer (timeout, drop, garbage) */
-    AUDIT_REFUSED_MAIL,         /* MAIL refused: the test never reached RCPT */
+    AUDIT_REFUSED_MAIL,         /* MAIL refused (5xx): the test never reached RCPT */
     AUDIT_REFUSED,              /* RCPT refused (5xx) */
-    AUDIT_DEFERRED,             /* RCPT refused for now (4xx): not a relay today */
+    AUDIT_DEFERRED,             /* MAIL or RCPT refused for now (4xx): no answer yet */
     AUDIT_RELAY,                /* MAIL and RCPT accepted */
     AUDIT_RELAY_DATA_REFUSED,   /* --deliver: accepted at RCPT, refused at DATA */
     AUDIT_RELAY_DELIVERED,      /* --deliver: the message was accepted for delivery */
@@ -50,9 +50,9 @@ enum audit_verdict {
 /* From the reply codes (0: that step was not reached or not tried). */
 enum audit_verdict audit_classify(int mail_code, int rcpt_code, int data_code);
 const char *audit_verdict_name(enum audit_verdict v);   /* "relay", "refused", ... */
-/* Does the verdict count as relaying? (AUDIT_RELAY, ..._DELIVERED, and
- * ..._DATA_REFUSED too: a server that accepts at RCPT is relaying as far as
- * a spammer's address harvest or a backscatter goes.) */
+/* Does the verdict count as relaying? AUDIT_RELAY and ..._DELIVERED; with
+ * --deliver a refusal at DATA means the message was not taken: no relay
+ * (a finding of its own). */
 bool audit_relays(enum audit_verdict v);
 
 /* A banner that names its software and version ("Postfix (Debian)",

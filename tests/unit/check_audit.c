@@ -139,7 +139,8 @@ START_TEST(test_classify)
 {
     ck_assert_int_eq(audit_classify(0, 0, 0), AUDIT_ERROR);
     ck_assert_int_eq(audit_classify(550, 0, 0), AUDIT_REFUSED_MAIL);
-    ck_assert_int_eq(audit_classify(421, 0, 0), AUDIT_REFUSED_MAIL);
+    ck_assert_int_eq(audit_classify(421, 0, 0), AUDIT_DEFERRED);   /* 4xx: no answer */
+    ck_assert_int_eq(audit_classify(354, 0, 0), AUDIT_ERROR);
     ck_assert_int_eq(audit_classify(250, 0, 0), AUDIT_ERROR);   /* RCPT never answered */
     ck_assert_int_eq(audit_classify(250, 554, 0), AUDIT_REFUSED);
     ck_assert_int_eq(audit_classify(250, 450, 0), AUDIT_DEFERRED);
@@ -148,7 +149,7 @@ START_TEST(test_classify)
     ck_assert_int_eq(audit_classify(250, 251, 0), AUDIT_RELAY);
     ck_assert_int_eq(audit_classify(250, 250, 250), AUDIT_RELAY_DELIVERED);
     ck_assert_int_eq(audit_classify(250, 250, 554), AUDIT_RELAY_DATA_REFUSED);
-    ck_assert(audit_relays(AUDIT_RELAY_DATA_REFUSED));
+    ck_assert(!audit_relays(AUDIT_RELAY_DATA_REFUSED));   /* not taken: no relay */
     ck_assert(audit_relays(AUDIT_RELAY_DELIVERED));
     ck_assert(!audit_relays(AUDIT_DEFERRED));
     ck_assert(!audit_relays(AUDIT_ERROR));
@@ -177,6 +178,9 @@ START_TEST(test_banner_software)
     ck_assert_ptr_null(soft("mx.example.com ESMTP ready"));
     ck_assert_ptr_null(soft("postfixadmin.example.com ESMTP"));   /* a host name, not software */
     ck_assert_ptr_null(soft("mx.example.com ESMTP kanjiki-e2e"));
+    ck_assert_ptr_null(soft("192.0.2.1 ESMTP"));   /* an address is no version */
+    ck_assert_ptr_null(soft("exchange.example.com ESMTP"));   /* a host name */
+    ck_assert_ptr_null(soft("mx.example.com ESMTP postfix-gw"));
 }
 END_TEST
 
