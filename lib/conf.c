@@ -400,6 +400,12 @@ static const char *apply(struct ctx *x, const char *key, const char *v)
         }
         return NULL;
     }
+    if (!strcmp(key, "log_format")) {
+        if (strcmp(v, "text") && strcmp(v, "json"))
+            return "log_format must be text or json";
+        c->log_json = !strcmp(v, "json");
+        return NULL;
+    }
     if (!strcmp(key, "allow_routing"))
         return set_routing(x, v);
     if (!strcmp(key, "popauth_ttl")) {
@@ -576,6 +582,7 @@ void conf_print(const struct conf *c, FILE *f)
     print_list(f, "dns_servers", &c->dns_servers);
     fprintf(f, "dns_timeout = %lldms\n", (long long)c->dns_timeout_ms);
     fprintf(f, "log = %s\n", c->log);
+    fprintf(f, "log_format = %s\n", c->log_json ? "json" : "text");
     fprintf(f, "allow_routing =");
     static const unsigned bits[] = { ADDR_T_PERCENT, ADDR_T_BANG, ADDR_T_DOUBLE_AT,
                                      ADDR_T_QUOTED, ADDR_T_SOURCE_ROUTE,

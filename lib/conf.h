@@ -42,6 +42,7 @@ struct conf {
     struct strlist dns_servers;     /* "host" or "host:port" / "[v6]:port" */
     int64_t dns_timeout_ms;
     char *log;                      /* "syslog", "stderr" or "file:PATH" */
+    bool log_json;                  /* log_format = json: one JSON object per line */
     unsigned allow_routing;         /* ADDR_T_* | CONF_ALLOW_IP_LITERAL */
     int64_t popauth_ttl;            /* seconds, default for new grants */
     unsigned popauth_ipv6_prefix;   /* 128 = exact, 64 = the client's /64 */

@@ -7,6 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "esc.h"
+#include "sbuf.h"
+#include "timeutil.h"
+
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum log_target log_target = LOG_TO_STDERR;
 static FILE *log_file;
@@ -65,10 +69,70 @@ void log_set_level(int priority)
     log_level = priority;
 }
 
+static bool log_json;
+
+void log_set_json(bool on)
+{
+    __atomic_store_n(&log_json, on, __ATOMIC_RELAXED);
+}
+
+bool log_is_json(void)
+{
+    return __atomic_load_n(&log_json, __ATOMIC_RELAXED);
+}
+
+/* One JSON line: the common members, then members (or "message"). */
+static void emit_json(int priority, const char *members, const char *message)
+{
+    struct sbuf b = SBUF_INIT;
+    /* members bring their own "time" (a verdict's): one per object */
+    if (!members) {
+        char when[40];
+        tu_format_iso_ms(tu_now_ms(), when, sizeof when);
+        sbuf_addf(&b, "{\"time\":\"%s\",", when);
+    } else {
+        sbuf_addc(&b, '{');
+    }
+    sbuf_addf(&b, "\"level\":\"%s\",\"program\":", prio_name(priority));
+    pthread_mutex_lock(&log_lock);
+    esc_json_s(&b, log_ident);
+    sbuf_addf(&b, ",\"pid\":%ld,", (long)getpid());
+    if (members) {
+        sbuf_adds(&b, members);
+    } else {
+        sbuf_adds(&b, "\"message\":");
+        esc_json_s(&b, message);
+    }
+    sbuf_addc(&b, '}');
+    if (log_target == LOG_TO_SYSLOG) {
+        syslog(priority, "%s", sbuf_str(&b));
+    } else {
+        FILE *f = log_target == LOG_TO_FILE && log_file ? log_file : stderr;
+        fprintf(f, "%s\n", sbuf_str(&b));
+        fflush(f);
+    }
+    pthread_mutex_unlock(&log_lock);
+    sbuf_free(&b);
+}
+
+void log_fields(int priority, const char *members)
+{
+    if (priority > log_level)
+        return;
+    emit_json(priority, members, NULL);
+}
+
 void log_vmsg(int priority, const char *fmt, va_list ap)
 {
     if (priority > log_level)
         return;
+    if (log_is_json()) {
+        struct sbuf m = SBUF_INIT;
+        sbuf_vaddf(&m, fmt, ap);
+        emit_json(priority, NULL, sbuf_str(&m));
+        sbuf_free(&m);
+        return;
+    }
     pthread_mutex_lock(&log_lock);
     if (log_target == LOG_TO_SYSLOG) {
         vsyslog(priority, fmt, ap);

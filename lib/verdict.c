@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "esc.h"
+#include "timeutil.h"
 #include "sbuf.h"
 #include "xalloc.h"
 
@@ -197,6 +198,15 @@ static void json_member(struct sbuf *b, const char *key, const char *value)
     esc_json_s(b, value);
 }
 
+/* ,"key":"value", or null for NULL */
+static void json_member_null(struct sbuf *b, const char *key, const char *value)
+{
+    if (value)
+        json_member(b, key, value);
+    else
+        sbuf_addf(b, ",\"%s\":null", key);
+}
+
 static void reason_to_json(struct sbuf *b, const struct verdict_reason *r)
 {
     sbuf_adds(b, "{\"check\":");
@@ -284,6 +294,43 @@ char *verdict_rcpts_to_json(const struct verdict *v)
         esc_json_s(&b, v->rcpts[i]);
     }
     sbuf_addc(&b, ']');
+    return sbuf_take(&b);
+}
+
+char *verdict_json_members(const struct verdict *v)
+{
+    struct sbuf b = SBUF_INIT;
+    char when[40];
+    tu_format_iso_ms(v->time_ms, when, sizeof when);
+    sbuf_addf(&b, "\"time\":\"%s\",\"kind\":\"%s\"", when, verdict_kind_name(v->kind));
+    json_member_null(&b, "queue_id", v->queue_id);
+    json_member_null(&b, "client_ip", v->client_ip);
+    json_member_null(&b, "client_name", v->client_name);
+    json_member_null(&b, "helo", v->helo);
+    json_member_null(&b, "sender", v->sender);
+    json_member_null(&b, "auth_user", v->auth_user);
+    if (v->kind == VERDICT_KIND_RCPT) {
+        json_member_null(&b, "rcpt", v->rcpt);
+    } else {
+        char *r = verdict_rcpts_to_json(v);
+        sbuf_addf(&b, ",\"recipients\":%s", r);
+        free(r);
+    }
+    sbuf_addf(&b, ",\"stage\":\"%s\",\"action\":\"%s\",\"monitor\":%s",
+              verdict_stage_name(v->stage), verdict_action_name(v->action),
+              v->monitor ? "true" : "false");
+    json_member_null(&b, "reply", v->reply);
+    if (v->scored)
+        sbuf_addf(&b, ",\"score\":%g", v->score);
+    else
+        sbuf_adds(&b, ",\"score\":null");
+    sbuf_addf(&b, ",\"degraded\":%s", v->degraded ? "true" : "false");
+    char *reasons = v->reasons_json ? NULL : verdict_reasons_to_json(v);
+    char *lookups = v->lookups_json ? NULL : verdict_lookups_to_json(v);
+    sbuf_addf(&b, ",\"reasons\":%s,\"lookups\":%s", reasons ? reasons : v->reasons_json,
+              lookups ? lookups : v->lookups_json);
+    free(reasons);
+    free(lookups);
     return sbuf_take(&b);
 }
 

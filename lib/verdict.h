@@ -126,6 +126,14 @@ char *verdict_lookups_to_json(const struct verdict *v);
 char *verdict_reasons_to_json(const struct verdict *v);
 /* JSON array of strings for rcpts. Caller frees. */
 char *verdict_rcpts_to_json(const struct verdict *v);
+/* The verdict as JSON object members (no braces): "time", "kind",
+ * "queue_id", "client_ip", "client_name", "helo", "sender", "auth_user",
+ * "rcpt" or "recipients", "stage", "action", "monitor", "reply", "score",
+ * "degraded", "reasons", "lookups" (absent values are null), as `kanjiki
+ * query --format json` names them; the structured log line (log_format =
+ * json). Works on a verdict built in memory or loaded from the store.
+ * Caller frees. */
+char *verdict_json_members(const struct verdict *v);
 
 const char *verdict_action_name(enum verdict_action a);  /* "accept" ... */
 int verdict_action_parse(const char *s, enum verdict_action *out);

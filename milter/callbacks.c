@@ -192,9 +192,19 @@ static struct verdict *verdict_for(const struct conn *c, enum verdict_kind kind)
     return v;
 }
 
-/* One log line per verdict, every piece of mail data escaped. */
+/* One log line per verdict, every piece of mail data escaped; with
+ * log_format = json, one JSON object with the verdict's fields. */
 static void log_verdict(const struct verdict *v)
 {
+    if (log_is_json()) {
+        char *m = verdict_json_members(v);
+        struct sbuf b = SBUF_INIT;
+        sbuf_addf(&b, "\"event\":\"verdict\",%s", m);
+        log_fields(LOG_INFO, sbuf_str(&b));
+        sbuf_free(&b);
+        free(m);
+        return;
+    }
     struct sbuf b = SBUF_INIT;
     sbuf_adds(&b, "verdict queue=");
     esc_text_s(&b, v->queue_id ? v->queue_id : "-");

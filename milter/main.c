@@ -75,6 +75,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 static int open_log(const struct conf *c, bool foreground)
 {
+    log_set_json(c->log_json);
     if (foreground || !strcmp(c->log, "stderr"))
         return log_open("kanjiki-milter", LOG_TO_STDERR, NULL);
     if (!strncmp(c->log, "file:", 5))
@@ -402,6 +403,7 @@ static void reload(const char *conf_path, bool foreground)
     kj.policy = p;
     pthread_mutex_unlock(&kj.lock);
     warn_restart_only(old->conf, p->conf);
+    log_set_json(p->conf->log_json);   /* the format switches at once; the target at restart */
     log_msg(LOG_NOTICE, "reloaded %s: %zu rules, %zu zones, %zu thresholds from %zu files, mode %s",
             conf_path ? conf_path : "built-in defaults", p->rules->n, p->rules->nzones,
             p->rules->nthresholds, p->rules->nfiles,
