@@ -86,6 +86,7 @@ unit: $(UNIT_BIN)
 cli-tests: all
 	@python3 tests/cli/test_replay.py $(BUILD)
 	@python3 tests/cli/test_audit.py $(BUILD)
+	@python3 tests/cli/test_prune.py $(BUILD)
 
 # The real daemon driven over its socket by our own milter-protocol client.
 milter-tests: all
@@ -116,7 +117,10 @@ $(BUILD)/bench_dns: tests/bench/bench_dns.c $(BUILD)/libkanjiki.a
 $(BUILD)/bench_snowshoe: tests/bench/bench_snowshoe.c $(BUILD)/libkanjiki.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libkanjiki.a $(LIBS) $(LDFLAGS_ALL)
 
-bench: $(BUILD)/bench_dns $(BUILD)/bench_snowshoe
+$(BUILD)/bench_prune: tests/bench/bench_prune.c $(BUILD)/libkanjiki.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libkanjiki.a $(LIBS) $(LDFLAGS_ALL)
+
+bench: $(BUILD)/bench_dns $(BUILD)/bench_snowshoe $(BUILD)/bench_prune
 	@sh tests/bench/run.sh $(BUILD)
 
 # A measurement on the evaluation corpus when it is there (SKIP otherwise).

@@ -20,6 +20,8 @@ static const char *usage_text =
     "                        (kanjiki replay --help)\n"
     "  clusters              suspicious blocks and domains the snowshoe detector\n"
     "                        remembers (kanjiki clusters --help)\n"
+    "  prune --older-than D  delete old verdicts in short batches (kanjiki prune --help)\n"
+    "  export [--format F]   stream verdicts as JSON lines or CSV\n"
     "  audit HOST[:PORT]     test a mail server for open relay and leaks\n"
     "                        (kanjiki audit --help)\n"
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
@@ -96,6 +98,10 @@ int main(int argc, char **argv)
         rc = cmd_replay(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "stats"))
         rc = cmd_stats(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "prune"))
+        rc = cmd_prune(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "export"))
+        rc = cmd_export(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "audit"))
         rc = cmd_audit(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "popauth"))

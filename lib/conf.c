@@ -49,6 +49,7 @@ struct conf *conf_defaults(void)
     c->popauth_ipv6_prefix = 128;
     c->popauth_poll_ms = 1000;
     c->queue_size = 50000;
+    c->retention_ms = 90LL * 86400 * 1000;
     return c;
 }
 
@@ -400,6 +401,17 @@ static const char *apply(struct ctx *x, const char *key, const char *v)
         }
         return NULL;
     }
+    if (!strcmp(key, "retention")) {
+        int64_t secs;
+        if (!strcmp(v, "off") || !strcmp(v, "0")) {
+            c->retention_ms = 0;
+            return NULL;
+        }
+        if (tu_parse_duration(v, &secs) < 0 || secs < 86400 || secs > 100LL * 366 * 86400)
+            return "retention must be off or a duration from 1d to 100 years";
+        c->retention_ms = secs * 1000;
+        return NULL;
+    }
     if (!strcmp(key, "log_format")) {
         if (strcmp(v, "text") && strcmp(v, "json"))
             return "log_format must be text or json";
@@ -583,6 +595,10 @@ void conf_print(const struct conf *c, FILE *f)
     fprintf(f, "dns_timeout = %lldms\n", (long long)c->dns_timeout_ms);
     fprintf(f, "log = %s\n", c->log);
     fprintf(f, "log_format = %s\n", c->log_json ? "json" : "text");
+    if (c->retention_ms)
+        fprintf(f, "retention = %llds\n", (long long)(c->retention_ms / 1000));
+    else
+        fprintf(f, "retention = off\n");
     fprintf(f, "allow_routing =");
     static const unsigned bits[] = { ADDR_T_PERCENT, ADDR_T_BANG, ADDR_T_DOUBLE_AT,
                                      ADDR_T_QUOTED, ADDR_T_SOURCE_ROUTE,

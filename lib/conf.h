@@ -48,6 +48,7 @@ struct conf {
     unsigned popauth_ipv6_prefix;   /* 128 = exact, 64 = the client's /64 */
     int popauth_poll_ms;            /* how often the milter looks for new grants */
     size_t queue_size;              /* verdicts kept in memory for the store */
+    int64_t retention_ms;           /* verdicts older than this are deleted; 0 keeps all */
     enum conf_snowshoe snowshoe;    /* run the snowshoe detector, act on it */
 };
 

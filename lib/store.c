@@ -20,6 +20,7 @@
 #include "log.h"
 #include "sbuf.h"
 #include "schema_sql.h"
+#include "timeutil.h"
 #include "xalloc.h"
 
 struct store {
@@ -895,6 +896,63 @@ int store_snowshoe_load(struct store *s, int kind, int64_t since_ms, store_snow_
 #define WRITER_BATCH   500   /* verdicts per transaction */
 #define WRITER_BUSY_MS 200   /* short: a locked database is retried, not waited on */
 
+int store_prune_batch(struct store *s, int64_t before_ms, int batch, int *deleted, char *err,
+                      size_t errlen)
+{
+    *deleted = 0;
+    char msg[512];
+    if (exec_sql(s->db, "BEGIN IMMEDIATE", msg, sizeof msg) < 0)
+        return errbuf_set(err, errlen, "%s", msg);
+    /* the oldest first; lookups go with their verdict (foreign keys are on,
+     * and the CASCADE would do it, but the explicit delete keeps it cheap
+     * on the index whatever the pragma) */
+    static const char *const sql[] = {
+        "DELETE FROM lookups WHERE verdict_id IN (SELECT id FROM verdicts WHERE time_ms < ?1 "
+        "ORDER BY time_ms LIMIT ?2)",
+        "DELETE FROM verdicts WHERE id IN (SELECT id FROM verdicts WHERE time_ms < ?1 "
+        "ORDER BY time_ms LIMIT ?2)",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, before_ms);
+            sqlite3_bind_int(st, 2, batch);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+            errbuf_set(err, errlen, "prune: %s", sqlite3_errmsg(s->db));
+            exec_sql(s->db, "ROLLBACK", NULL, 0);
+            return -1;
+        }
+        if (i == 1)
+            *deleted = sqlite3_changes(s->db);
+    }
+    if (exec_sql(s->db, "COMMIT", msg, sizeof msg) < 0) {
+        exec_sql(s->db, "ROLLBACK", NULL, 0);
+        return errbuf_set(err, errlen, "%s", msg);
+    }
+    return 0;
+}
+
+int store_count_before(struct store *s, int64_t before_ms, uint64_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM verdicts WHERE time_ms < ?1", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, before_ms);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return errbuf_set(err, errlen, "count: %s", sqlite3_errmsg(s->db));
+    return 0;
+}
+
 struct store_writer {
     char *path;
     int retry_ms;
@@ -917,7 +975,15 @@ struct store_writer {
     bool failing;             /* in an incident (logged) */
     bool recovering;          /* writing the backlog of an incident */
     uint64_t backlog, caught_up;
+    /* retention (under mu): verdicts older than this go, a batch at a time
+     * between writes, so that queued verdicts never wait for more than one */
+    int64_t retention_ms;
+    int64_t next_prune_ms;    /* CLOCK_REALTIME ms: when to look again */
+    uint64_t pruned;
 };
+
+#define PRUNE_BATCH 500
+#define PRUNE_EVERY_MS (10 * 60 * 1000)   /* look for old verdicts this often */
 
 static struct timespec deadline_after(int ms)
 {
@@ -1068,14 +1134,53 @@ static void writer_round(struct store_writer *w, struct verdict **batch)
     pthread_mutex_lock(&w->mu);
 }
 
+/* One prune batch, with mu held on entry and exit. Returns true when
+ * there may be more to delete now. */
+static bool prune_round(struct store_writer *w)
+{
+    int64_t before = tu_now_ms() - w->retention_ms;
+    pthread_mutex_unlock(&w->mu);
+    char err[512];
+    int deleted = 0;
+    bool more = false;
+    if (w->s || store_open(w->path, 0, WRITER_BUSY_MS, &w->s, err, sizeof err) == 0) {
+        if (store_prune_batch(w->s, before, PRUNE_BATCH, &deleted, err, sizeof err) < 0)
+            log_msg(LOG_WARNING, "retention: %s; trying again later", err);
+        else
+            more = deleted == PRUNE_BATCH;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->pruned += (uint64_t)deleted;
+    if (!more) {
+        if (w->pruned)
+            log_msg(LOG_INFO, "retention: %llu verdicts older than %lld days deleted",
+                    (unsigned long long)w->pruned, (long long)(w->retention_ms / 86400000));
+        w->pruned = 0;
+        w->next_prune_ms = tu_now_ms() + PRUNE_EVERY_MS;
+    }
+    return more;
+}
+
 static void *writer_main(void *arg)
 {
     struct store_writer *w = arg;
     struct verdict **batch = xcalloc(WRITER_BATCH, sizeof *batch);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->count && !w->stopping)
-            pthread_cond_wait(&w->wake, &w->mu);
+        while (!w->count && !w->stopping) {
+            if (w->retention_ms > 0 && tu_now_ms() >= w->next_prune_ms) {
+                prune_round(w);   /* verdicts queued meanwhile go first */
+                continue;
+            }
+            if (w->retention_ms <= 0) {
+                pthread_cond_wait(&w->wake, &w->mu);
+            } else {
+                struct timespec until = deadline_after(
+                    (int)(w->next_prune_ms - tu_now_ms() > 60000 ? 60000
+                                                                 : w->next_prune_ms - tu_now_ms()));
+                pthread_cond_timedwait(&w->wake, &w->mu, &until);
+            }
+        }
         if (w->stopping)
             break;
         writer_round(w, batch);
@@ -1123,6 +1228,17 @@ struct store_writer *store_writer_start(const char *path, size_t capacity,
         return NULL;
     }
     return w;
+}
+
+void store_writer_set_retention(struct store_writer *w, int64_t retention_ms)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->retention_ms = retention_ms;
+    w->next_prune_ms = tu_now_ms() + 10000;   /* soon after a start or reload */
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
 }
 
 bool store_writer_submit(struct store_writer *w, struct verdict *v)

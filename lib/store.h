@@ -100,6 +100,16 @@ typedef int (*store_snow_fn)(int kind, uint64_t key, const char *name, const voi
 int store_snowshoe_load(struct store *s, int kind, int64_t since_ms, store_snow_fn fn,
                         void *arg, char *err, size_t errlen);
 
+/* Delete up to batch of the oldest verdicts older than before_ms (and their
+ * lookups) in one short transaction; *deleted gets how many (fewer than
+ * batch: nothing older is left). Other writers wait at most for one batch.
+ * Returns 0 or -1. */
+int store_prune_batch(struct store *s, int64_t before_ms, int batch, int *deleted, char *err,
+                      size_t errlen);
+/* How many verdicts are older than before_ms. */
+int store_count_before(struct store *s, int64_t before_ms, uint64_t *n, char *err,
+                       size_t errlen);
+
 /* --- the writer thread --- */
 struct store_writer;
 
@@ -116,6 +126,10 @@ struct store_writer_stats {
  * database need not be reachable yet: the writer retries every retry_ms. */
 struct store_writer *store_writer_start(const char *path, size_t capacity,
                                         int retry_ms);
+/* Keep verdicts for retention_ms (0: for ever): the writer deletes older
+ * ones a batch at a time between writes, 10 s after this call and every 10
+ * minutes after that. */
+void store_writer_set_retention(struct store_writer *w, int64_t retention_ms);
 /* Hand v to the writer (ownership passes). Never blocks on disk. When the
  * queue is full the verdict is dropped and counted (and logged once per
  * incident); returns false then. */

@@ -404,6 +404,7 @@ static void reload(const char *conf_path, bool foreground)
     pthread_mutex_unlock(&kj.lock);
     warn_restart_only(old->conf, p->conf);
     log_set_json(p->conf->log_json);   /* the format switches at once; the target at restart */
+    store_writer_set_retention(kj.writer, p->conf->retention_ms);
     log_msg(LOG_NOTICE, "reloaded %s: %zu rules, %zu zones, %zu thresholds from %zu files, mode %s",
             conf_path ? conf_path : "built-in defaults", p->rules->n, p->rules->nzones,
             p->rules->nthresholds, p->rules->nfiles,
@@ -493,6 +494,7 @@ int main(int argc, char **argv)
 
     kj.policy = p;
     kj.writer = store_writer_start(c->database, c->queue_size, 1000);
+    store_writer_set_retention(kj.writer, c->retention_ms);
     kj.grants = popauth_cache_start(c->database, c->popauth_poll_ms);
     if (kj_checks_start(c) < 0)
         log_msg(LOG_ERR, "blocklists and SPF are off: no resolver");

@@ -10,6 +10,8 @@ B=${1:-build}
 here=$(dirname "$0")
 echo "== snowshoe detector, synthetic traffic"
 "$B/bench_snowshoe"
+echo "== kanjiki prune on a large database while the writer writes"
+"$B/bench_prune" || echo "bench_prune: a verdict was lost (see above)"
 echo "== in-process server"
 "$B/bench_dns"
 [ "$(id -u)" = 0 ] || { echo "== real servers: skipped (needs root)"; exit 0; }
