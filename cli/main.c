@@ -15,6 +15,7 @@ static const char *usage_text =
     "  check [--dns]         validate configuration and rules, print the policy;\n"
     "                        --dns also tests every blocklist zone (RFC 5782)\n"
     "  query [FILTERS]       list verdicts (kanjiki query --help)\n"
+    "  explain ID|QUEUE-ID|MESSAGE-ID   one verdict in full, with its evidence\n"
     "  stats [--since WHEN]  verdicts per action, blocklist zone health\n"
     "  replay FILE|DIR...    run stored mail through the snowshoe detector\n"
     "                        (kanjiki replay --help)\n"
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
         rc = cmd_replay(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "stats"))
         rc = cmd_stats(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "explain"))
+        rc = cmd_explain(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "prune"))
         rc = cmd_prune(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "export"))

@@ -279,9 +279,9 @@ int store_schema_version(struct store *s)
 static const char insert_sql[] =
     "INSERT INTO verdicts (time_ms, kind, queue_id, client_ip, client_ip_bin,"
     " client_name, helo, sender, auth_user, rcpt, recipients, stage, action,"
-    " monitor, reply, reasons, score, degraded)"
+    " monitor, reply, reasons, score, degraded, message_id)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-    " ?17, ?18)";
+    " ?17, ?18, ?19)";
 
 static const char insert_lookup_sql[] =
     "INSERT INTO lookups (verdict_id, time_ms, zone, kind, subject, query, outcome,"
@@ -332,6 +332,7 @@ static int bind_verdict(sqlite3_stmt *st, const struct verdict *v)
     rc |= bind_str(st, 16, reasons);
     rc |= v->scored ? sqlite3_bind_double(st, 17, v->score) : sqlite3_bind_null(st, 17);
     rc |= sqlite3_bind_int(st, 18, v->degraded ? 1 : 0);
+    rc |= bind_str(st, 19, v->message_id);
     free(rcpts);
     free(reasons);
     return rc == SQLITE_OK ? 0 : -1;
@@ -507,7 +508,19 @@ static void build_query(struct qbuild *q, const struct store_filter *f)
     sbuf_adds(&q->sql,
               "SELECT id, time_ms, kind, queue_id, client_ip, client_name, helo,"
               " sender, auth_user, rcpt, recipients, stage, action, monitor, reply,"
-              " reasons, score, degraded FROM verdicts WHERE 1");
+              " reasons, score, degraded, message_id FROM verdicts WHERE 1");
+    if (f->id) {
+        q_cond(q, "id = ?");
+        q_int(q, f->id);
+    }
+    if (f->queue_id) {
+        q_cond(q, "queue_id = ?");
+        q_text(q, xstrdup(f->queue_id));
+    }
+    if (f->message_id) {
+        q_cond(q, "message_id = ?");
+        q_text(q, xstrdup(f->message_id));
+    }
     if (f->since_ms) {
         q_cond(q, "time_ms >= ?");
         q_int(q, f->since_ms);
@@ -666,6 +679,7 @@ static struct verdict *load_row(struct store *s, sqlite3_stmt *st, char *err, si
     v->scored = sqlite3_column_type(st, 16) != SQLITE_NULL;
     v->score = v->scored ? sqlite3_column_double(st, 16) : 0;
     v->degraded = sqlite3_column_int(st, 17) != 0;
+    v->message_id = col_dup(st, 18);
     char *recipients = col_dup(st, 10);
     load_rcpts(s, v, recipients);
     free(recipients);

@@ -62,6 +62,9 @@ struct store_filter {
     const char *zone;             /* a lookup in this zone (or "spf") */
     bool listed_only;             /* some lookup came back listed */
     int64_t limit;                /* 0 = no limit */
+    int64_t id;                   /* this verdict only; 0 = any */
+    const char *queue_id;         /* the MTA's queue id, exactly */
+    const char *message_id;       /* Message-ID without <>, exactly */
 };
 void store_filter_init(struct store_filter *f);
 

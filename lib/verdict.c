@@ -75,6 +75,7 @@ void verdict_free(struct verdict *v)
     if (!v)
         return;
     free(v->queue_id);
+    free(v->message_id);
     free(v->client_ip);
     free(v->client_name);
     free(v->helo);
@@ -118,6 +119,7 @@ struct verdict *verdict_clone(const struct verdict *v)
     struct verdict *c = xmalloc(sizeof *c);
     *c = *v;   /* scalars; every pointer is replaced below */
     c->queue_id = xstrdup(v->queue_id);
+    c->message_id = xstrdup(v->message_id);
     c->client_ip = xstrdup(v->client_ip);
     c->client_name = xstrdup(v->client_name);
     c->helo = xstrdup(v->helo);
@@ -304,6 +306,7 @@ char *verdict_json_members(const struct verdict *v)
     tu_format_iso_ms(v->time_ms, when, sizeof when);
     sbuf_addf(&b, "\"time\":\"%s\",\"kind\":\"%s\"", when, verdict_kind_name(v->kind));
     json_member_null(&b, "queue_id", v->queue_id);
+    json_member_null(&b, "message_id", v->message_id);
     json_member_null(&b, "client_ip", v->client_ip);
     json_member_null(&b, "client_name", v->client_name);
     json_member_null(&b, "helo", v->helo);

@@ -71,6 +71,7 @@ struct verdict {
     enum verdict_kind kind;
     int64_t time_ms;            /* epoch milliseconds */
     char *queue_id;
+    char *message_id;           /* KIND_MESSAGE: Message-ID without <>, or NULL */
     char *client_ip;
     char *client_name;          /* PTR name as the MTA reported it */
     char *helo;
@@ -127,7 +128,7 @@ char *verdict_reasons_to_json(const struct verdict *v);
 /* JSON array of strings for rcpts. Caller frees. */
 char *verdict_rcpts_to_json(const struct verdict *v);
 /* The verdict as JSON object members (no braces): "time", "kind",
- * "queue_id", "client_ip", "client_name", "helo", "sender", "auth_user",
+ * "queue_id", "message_id", "client_ip", "client_name", "helo", "sender", "auth_user",
  * "rcpt" or "recipients", "stage", "action", "monitor", "reply", "score",
  * "degraded", "reasons", "lookups" (absent values are null), as `kanjiki
  * query --format json` names them; the structured log line (log_format =

@@ -71,7 +71,7 @@ struct conn {
     size_t n_ar_forged;
     unsigned xk_seen[4];              /* X-Kanjiki-Score, -Spam, -Monitor, -Snowshoe */
     /* for the snowshoe detector */
-    char *from_domain, *msgid_domain, *subject, *display;
+    char *from_domain, *msgid_domain, *subject, *display, *message_id;
     struct sbuf body;                 /* the first SNOW_BODY bytes */
     struct fcrdns *fcr;               /* the client's PTR name, checked by us */
     bool fcr_done;
@@ -149,7 +149,8 @@ static void txn_reset(struct conn *c)
     free(c->msgid_domain);
     free(c->subject);
     free(c->display);
-    c->from_domain = c->msgid_domain = c->subject = c->display = NULL;
+    free(c->message_id);
+    c->from_domain = c->msgid_domain = c->subject = c->display = c->message_id = NULL;
     sbuf_free(&c->body);
     c->nallowed = 0;
     verdict_free(c->early_ev);
@@ -655,6 +656,14 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
     if (!c || !c->msg || !name || !value)
         return SMFIS_CONTINUE;
     note_forged(c, name, value);
+    if (!strcasecmp(name, "Message-ID") && !c->message_id) {
+        /* the id without its <> (the first one), for kanjiki explain */
+        const char *lt = strchr(value, '<');
+        const char *start = lt ? lt + 1 : value;
+        size_t idn = strcspn(start, lt ? ">" : " \t\r\n");
+        if (idn && idn <= 998)
+            c->message_id = xstrndup(start, idn);
+    }
     if (!scoring_on(c))
         return SMFIS_CONTINUE;
     if (!strcasecmp(name, "From") && !c->have_from) {
@@ -1011,6 +1020,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     struct verdict *v = c->msg;
     c->msg = NULL;
     verdict_set(&v->queue_id, c->queue_id);
+    verdict_set(&v->message_id, c->message_id);
     v->stage = VSTAGE_EOM;
     v->action = VERDICT_ACCEPT;
     if (c->monitor_refused) {
