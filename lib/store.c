@@ -841,6 +841,89 @@ int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
     return 0;
 }
 
+/* Verdicts per time bucket and action. */
+int store_timeline(struct store *s, int64_t since_ms, int64_t bucket_ms,
+                   struct store_bucket **out, size_t *n, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "SELECT (time_ms / ?2) * ?2 AS b, action, count(*) FROM verdicts WHERE time_ms >= ?1"
+        " GROUP BY b, action ORDER BY b";
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (bucket_ms <= 0 || sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int64(st, 2, bucket_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t b = sqlite3_column_int64(st, 0);
+        if (!*n || (*out)[*n - 1].start_ms != b) {
+            *out = xrealloc(*out, (*n + 1) * sizeof **out);
+            memset(&(*out)[*n], 0, sizeof **out);
+            (*out)[(*n)++].start_ms = b;
+        }
+        enum verdict_action a;
+        if (verdict_action_parse((const char *)sqlite3_column_text(st, 1), &a) == 0)
+            (*out)[*n - 1].counts[a] += (uint64_t)sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    }
+    return 0;
+}
+
+/* What was refused, tagged or quarantined counts for the tops; a relay
+ * attempt is a recipient refused by the relay guard or a routing check. */
+#define NOT_ACCEPT "action <> 'accept'"
+#define REFUSED "action IN ('reject', 'tempfail')"
+
+int store_top(struct store *s, enum store_top what, int64_t since_ms, size_t limit,
+              struct store_count **out, size_t *n, char *err, size_t errlen)
+{
+    static const char *const sql[] = {
+        [STORE_TOP_REASONS] =
+            "SELECT json_extract(r.value, '$.code') AS k, count(*) AS c FROM verdicts, "
+            "json_each(verdicts.reasons) r WHERE time_ms >= ?1 AND " NOT_ACCEPT
+            " AND k IS NOT NULL GROUP BY k ORDER BY c DESC, k LIMIT ?2",
+        [STORE_TOP_CLIENTS] =
+            "SELECT client_ip AS k, count(*) AS c FROM verdicts WHERE time_ms >= ?1 AND "
+            REFUSED " AND k IS NOT NULL GROUP BY k ORDER BY c DESC, k LIMIT ?2",
+        [STORE_RELAY_REFUSED] =
+            "SELECT 'relay', count(*) FROM verdicts WHERE time_ms >= ?1 AND kind = 'rcpt' AND "
+            REFUSED " AND EXISTS (SELECT 1 FROM json_each(verdicts.reasons) r WHERE "
+            "json_extract(r.value, '$.check') IN ('relay', 'route')) AND ?2 > 0",
+    };
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if ((unsigned)what >= sizeof sql / sizeof sql[0] ||
+        sqlite3_prepare_v2(s->db, sql[what], -1, &st, NULL) != SQLITE_OK)
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (*n + 1) * sizeof **out);
+        struct store_count *c = &(*out)[(*n)++];
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        snprintf(c->key, sizeof c->key, "%s", k ? k : "");
+        c->n = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return errbuf_set(err, errlen, "stats: %s", sqlite3_errmsg(s->db));
+    }
+    return 0;
+}
+
 /* ---- snowshoe state ---- */
 
 int store_snowshoe_save(struct store *s, const struct snowshoe_rows *rows,

@@ -93,6 +93,26 @@ int store_zone_stats(struct store *s, int64_t since_ms, struct store_zone_stat *
 int store_action_counts(struct store *s, int64_t since_ms, uint64_t *counts,
                         uint64_t *degraded, char *err, size_t errlen);
 
+/* Verdicts per bucket of bucket_ms (aligned on the epoch) since since_ms,
+ * oldest first; buckets without verdicts are absent. */
+struct store_bucket {
+    int64_t start_ms;
+    uint64_t counts[VERDICT_ACTION_COUNT];
+};
+int store_timeline(struct store *s, int64_t since_ms, int64_t bucket_ms,
+                   struct store_bucket **out, size_t *n, char *err, size_t errlen);
+/* Tops since since_ms, most first (limit 0: all): reason codes of verdicts
+ * that were not accepts, clients refused (reject, tempfail), and the count
+ * of relay attempts refused (one row, key "relay": recipients refused by
+ * the relay guard or a routing check). */
+enum store_top { STORE_TOP_REASONS = 0, STORE_TOP_CLIENTS, STORE_RELAY_REFUSED };
+struct store_count {
+    char key[128];
+    uint64_t n;
+};
+int store_top(struct store *s, enum store_top what, int64_t since_ms, size_t limit,
+              struct store_count **out, size_t *n, char *err, size_t errlen);
+
 /* The snowshoe detector's state: save rows (insert or replace) and delete
  * rows older than prune_before_ms, in one transaction. */
 int store_snowshoe_save(struct store *s, const struct snowshoe_rows *rows,
