@@ -15,6 +15,8 @@ SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/kanjiki
 SYSCONFDIR ?= /etc/kanjiki
+SYSTEMDUNITDIR ?= /etc/systemd/system
+LOGROTATEDIR ?= /etc/logrotate.d
 BUILD      ?= build
 VERSION     = 0.1.0
 
@@ -87,6 +89,7 @@ cli-tests: all
 	@python3 tests/cli/test_replay.py $(BUILD)
 	@python3 tests/cli/test_audit.py $(BUILD)
 	@python3 tests/cli/test_prune.py $(BUILD)
+	@python3 tests/cli/test_install.py $(BUILD)
 
 # The real daemon driven over its socket by our own milter-protocol client.
 milter-tests: all
@@ -147,6 +150,16 @@ install: all
 	for f in rules/*.rules rules/*.list; do \
 	  test -e $(DESTDIR)$(SYSCONFDIR)/$$f || install -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/$$f; \
 	done
+	@# service, log rotation and the MTA snippets, for the administrator to use
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DATADIR)/contrib/postfix \
+	  $(DESTDIR)$(DATADIR)/contrib/sendmail $(DESTDIR)$(LOGROTATEDIR)
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|' contrib/systemd/kanjiki-milter.service \
+	  > $(DESTDIR)$(SYSTEMDUNITDIR)/kanjiki-milter.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/kanjiki-milter.service
+	test -e $(DESTDIR)$(LOGROTATEDIR)/kanjiki || \
+	  install -m 0644 contrib/logrotate/kanjiki $(DESTDIR)$(LOGROTATEDIR)/kanjiki
+	install -m 0644 contrib/postfix/* $(DESTDIR)$(DATADIR)/contrib/postfix/
+	if [ -d contrib/sendmail ]; then install -m 0644 contrib/sendmail/* $(DESTDIR)$(DATADIR)/contrib/sendmail/; fi
 
 clean:
 	rm -rf build build-asan
