@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential pkg-config libmilter-dev libspf2-dev libc-ares-dev
 libsqlite3-dev sqlite3 check python3 postfix swaks nmap sasl2-bin libsasl2-modules
 rbldnsd dnsmasq-base iproute2 procps publicsuffix libio-socket-inet6-perl
-libssl-dev openssl"
+libssl-dev openssl m4 libwrap0"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
