@@ -89,6 +89,7 @@ cli-tests: all
 	@python3 tests/cli/test_replay.py $(BUILD)
 	@python3 tests/cli/test_audit.py $(BUILD)
 	@python3 tests/cli/test_prune.py $(BUILD)
+	@python3 tests/cli/test_trace.py $(BUILD)
 	@python3 tests/cli/test_install.py $(BUILD)
 
 # The real daemon driven over its socket by our own milter-protocol client.

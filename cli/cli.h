@@ -25,6 +25,7 @@ int cmd_audit(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_prune(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_explain(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_trace(struct cli_ctx *ctx, int argc, char **argv);
 
 struct store;
 /* Open the existing database for reading: writable when possible (so an

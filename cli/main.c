@@ -25,6 +25,7 @@ static const char *usage_text =
     "  export [--format F]   stream verdicts as JSON lines or CSV\n"
     "  audit HOST[:PORT]     test a mail server for open relay and leaks\n"
     "                        (kanjiki audit --help)\n"
+    "  trace FILE.eml        a message's Received: hops, forged ones, its verdict\n"
     "  popauth add|del|list|watch   POP/IMAP-before-SMTP grants\n"
     "                        (kanjiki popauth --help)\n"
     "See kanjiki(1).\n";
@@ -107,6 +108,8 @@ int main(int argc, char **argv)
         rc = cmd_export(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "audit"))
         rc = cmd_audit(&ctx, argc - i, argv + i);
+    else if (!strcmp(cmd, "trace"))
+        rc = cmd_trace(&ctx, argc - i, argv + i);
     else if (!strcmp(cmd, "popauth"))
         rc = cmd_popauth(&ctx, argc - i, argv + i);
     else {

@@ -37,14 +37,15 @@
 
 #include "addr.h"
 #include "ip.h"
+#include "received.h"
 #include "sbuf.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
 #define MM_MAX_VALUE   (64 * 1024)    /* bytes kept of one unfolded field */
-#define MM_MAX_HOP     (16 * 1024)    /* bytes of one Received field read */
+#define MM_MAX_HOP     RCVD_MAX_VALUE /* bytes of one Received field read */
 #define MM_MAX_HOPS    100            /* Received fields examined */
-#define MM_MAX_NAME    255            /* HELO / PTR names kept */
+#define MM_MAX_NAME    RCVD_MAX_NAME  /* HELO / PTR names kept */
 #define MM_MAX_BODY    (8u << 20)     /* body bytes walked for MIME parts */
 #define MM_MAX_TEXT    (256 * 1024)   /* decoded bytes fingerprinted */
 #define MM_MAX_DEPTH   5              /* nested multiparts followed */
@@ -250,248 +251,33 @@ char *mailmsg_header(const char *text, size_t len, const char *name)
     return NULL;
 }
 
-/* ---- dates (RFC 5322 with the obsolete forms, and asctime) ------------- */
-
-static int month_of(const char *w, size_t n)
+size_t mailmsg_each_header(const char *text, size_t len, const char *name, size_t max,
+                           mailmsg_fn fn, void *arg)
 {
-    static const char *const names[] = { "jan", "feb", "mar", "apr", "may", "jun",
-                                         "jul", "aug", "sep", "oct", "nov", "dec" };
-    static const char *const full[] = { "january", "february", "march", "april", "may",
-                                        "june", "july", "august", "september",
-                                        "october", "november", "december" };
-    for (int i = 0; i < 12; i++)
-        if (ieq(w, n, names[i]) || ieq(w, n, full[i]) || (i == 8 && ieq(w, n, "sept")))
-            return i + 1;
-    return 0;
-}
-
-static bool weekday(const char *w, size_t n)
-{
-    static const char *const names[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
-    static const char *const full[] = { "monday", "tuesday", "wednesday", "thursday",
-                                        "friday", "saturday", "sunday" };
-    for (int i = 0; i < 7; i++)
-        if (ieq(w, n, names[i]) || ieq(w, n, full[i]))
-            return true;
-    return false;
-}
-
-/* Offset in minutes east of UTC of a zone name; false if unknown. RFC 5322
- * 4.3 names, military letters (as -0000, per the RFC) and a few common
- * ones. */
-static bool zone_name(const char *w, size_t n, int *mins)
-{
-    static const struct { const char *name; int mins; } zones[] = {
-        { "ut", 0 }, { "utc", 0 }, { "gmt", 0 }, { "z", 0 },
-        { "est", -300 }, { "edt", -240 }, { "cst", -360 }, { "cdt", -300 },
-        { "mst", -420 }, { "mdt", -360 }, { "pst", -480 }, { "pdt", -420 },
-        { "akst", -540 }, { "akdt", -480 }, { "hst", -600 },
-        { "wet", 0 }, { "west", 60 }, { "bst", 60 }, { "cet", 60 }, { "cest", 120 },
-        { "met", 60 }, { "mest", 120 }, { "eet", 120 }, { "eest", 180 },
-        { "msk", 180 }, { "jst", 540 }, { "kst", 540 }, { "hkt", 480 },
-        { "aest", 600 }, { "aedt", 660 }, { "nzst", 720 }, { "nzdt", 780 },
-    };
-    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++)
-        if (ieq(w, n, zones[i].name)) {
-            *mins = zones[i].mins;
-            return true;
-        }
-    if (n == 1 && is_alpha(*w) && lc(*w) != 'j') {
-        *mins = 0;
-        return true;
+    struct hiter it;
+    const char *n, *vs, *ve;
+    size_t nl, count = 0;
+    if (!name)
+        return 0;
+    hiter_init(&it, text, len, true);
+    while (hiter_next(&it, &n, &nl, &vs, &ve)) {
+        if (!ieq(n, nl, name))
+            continue;
+        char *v = unfold(vs, ve, max);
+        int stop = fn(v, strlen(v), arg);
+        free(v);
+        count++;
+        if (stop)
+            break;
     }
-    return false;
-}
-
-/* Epoch milliseconds of an RFC 5322 date-time ("Tue, 19 Sep 2023 18:35:49
- * +0000 (UTC)", also without weekday, with 2- or 3-digit years, obsolete
- * zone names, a zone only in the trailing comment, or asctime order "Wed
- * Oct 30 21:38:11 2002"); 0 when it is not one. */
-static int64_t parse_date(const char *s)
-{
-    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    int nums[2], nnum = 0, month = 0, h = -1, mi = 0, sec = 0, frac = 0;
-    bool have_zone = false, have_czone = false, pm = false, am = false;
-    int zone = 0, czone = 0;
-    if (!s)
-        return 0;
-    size_t n = strnlen(s, 512);
-    size_t i = 0;
-    while (i < n) {
-        char c = s[i];
-        if (c == '(') {                          /* comment: maybe a zone name */
-            int depth = 0;
-            size_t j = i;
-            for (; j < n; j++) {
-                if (s[j] == '(')
-                    depth++;
-                else if (s[j] == ')' && --depth == 0)
-                    break;
-            }
-            size_t k = i + 1;
-            while (k < j && is_wsp(s[k]))
-                k++;
-            size_t w = k;
-            while (w < j && is_alpha(s[w]))
-                w++;
-            int m;
-            if (!have_czone && w > k && zone_name(s + k, w - k, &m)) {
-                have_czone = true;
-                czone = m;
-            }
-            i = j < n ? j + 1 : n;
-        } else if ((c == '+' || c == '-') && i + 2 < n && is_digit(s[i + 1]) &&
-                   is_digit(s[i + 2])) {
-            size_t j = i + 3;
-            if (j < n && s[j] == ':')
-                j++;
-            if (j + 2 > n || !is_digit(s[j]) || !is_digit(s[j + 1]) ||
-                (j + 2 < n && is_digit(s[j + 2])))
-                return 0;
-            int zh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
-            int zm = (s[j] - '0') * 10 + (s[j + 1] - '0');
-            if (have_zone || h < 0 || zh > 23 || zm > 59)
-                return 0;
-            have_zone = true;
-            zone = (zh * 60 + zm) * (c == '-' ? -1 : 1);
-            i = j + 2;
-            if (nnum == 2 && month)
-                break;                   /* complete: junk after it ignored */
-        } else if (is_digit(c)) {
-            size_t j = i;
-            while (j < n && (is_digit(s[j]) || s[j] == ':'))
-                j++;
-            if (memchr(s + i, ':', j - i)) {      /* hh:mm[:ss] */
-                int part[3] = { 0, 0, 0 }, np = 0, nd = 0;
-                if (h >= 0)
-                    return 0;
-                for (size_t k = i; k < j; k++) {
-                    if (s[k] == ':') {
-                        if (nd == 0 || ++np > 2)
-                            return 0;
-                        nd = 0;
-                    } else {
-                        if (++nd > 2)
-                            return 0;
-                        part[np] = part[np] * 10 + (s[k] - '0');
-                    }
-                }
-                if (nd == 0 || np < 1)
-                    return 0;
-                h = part[0];
-                mi = part[1];
-                sec = np == 2 ? part[2] : 0;
-                if (h > 23 || mi > 59 || sec > 60)
-                    return 0;
-                if (sec == 60)
-                    sec = 59;
-                if (np == 2 && j + 1 < n && s[j] == '.' && is_digit(s[j + 1])) {
-                    int scale = 100;             /* ".123": milliseconds */
-                    for (j++; j < n && is_digit(s[j]); j++, scale /= 10)
-                        frac += (s[j] - '0') * scale;
-                }
-            } else {
-                if (j - i > 4 || nnum == 2)
-                    return 0;
-                int v = 0;
-                for (size_t k = i; k < j; k++)
-                    v = v * 10 + (s[k] - '0');
-                if (nnum == 1)              /* the year keeps its width */
-                    v = j - i == 2 ? (v < 50 ? 2000 + v : 1900 + v)
-                                   : j - i == 3 ? 1900 + v : v;
-                else if (j - i > 2)
-                    return 0;
-                nums[nnum++] = v;
-            }
-            i = j;
-        } else if (is_alpha(c)) {
-            size_t j = i;
-            while (j < n && is_alpha(s[j]))
-                j++;
-            int m;
-            if (weekday(s + i, j - i)) {
-                /* ignored */
-            } else if (!month && (m = month_of(s + i, j - i))) {
-                month = m;
-            } else if (ieq(s + i, j - i, "pm") || ieq(s + i, j - i, "am")) {
-                if (h < 0)
-                    return 0;
-                pm = lc(c) == 'p';
-                am = !pm;
-            } else if (h >= 0 && zone_name(s + i, j - i, &m)) {
-                if (!have_zone)                /* "-0400 EDT": the number wins */
-                    zone = m;
-                have_zone = true;
-            } else {
-                return 0;                  /* a word that is no part of a date */
-            }
-            i = j;
-        } else if (is_space(c) || c == ',' || c == '.' || c == '-' || c == '/') {
-            i++;
-        } else if ((unsigned char)c >= 0x80 && nnum == 0 && !month) {
-            while (i < n && (unsigned char)s[i] >= 0x80)
-                i++;                     /* a weekday in another language */
-        } else {
-            return 0;
-        }
-    }
-    if (nnum != 2 || !month || h < 0)
-        return 0;
-    if (pm && h < 12)
-        h += 12;
-    else if (am && h == 12)
-        h = 0;
-    int day = nums[0], year = nums[1];
-    if (year < 1970 || year > 9999 || day < 1 ||
-        day > mdays[month - 1] + (month == 2 && ((year % 4 == 0 && year % 100 != 0) ||
-                                                 year % 400 == 0)))
-        return 0;
-    if (!have_zone && have_czone)
-        zone = czone;
-    int64_t t = tu_days_from_civil(year, month, day) * 86400 + h * 3600 + mi * 60 + sec -
-                (int64_t)zone * 60;
-    return t > 0 ? t * 1000 + frac : 0;
+    return count;
 }
 
 /* ---- addresses ------------------------------------------------------------ */
 
-/* Not private, loopback, link-local, unspecified, shared (CGN),
- * benchmarking, multicast or reserved; documentation ranges count as
- * public so that tests can use them. */
-static bool ip_public(const struct ip *a)
-{
-    const uint8_t *b = a->b;
-    if (ip_is_v4(a)) {
-        uint8_t x = b[12], y = b[13];
-        if (x == 0 || x == 10 || x == 127 || x >= 224)
-            return false;
-        if (x == 100 && (y & 0xc0) == 64)
-            return false;
-        if (x == 169 && y == 254)
-            return false;
-        if (x == 172 && (y & 0xf0) == 16)
-            return false;
-        if (x == 192 && y == 168)
-            return false;
-        if (x == 192 && y == 0 && b[14] == 0)
-            return false;
-        if (x == 198 && (y & 0xfe) == 18)
-            return false;
-        return true;
-    }
-    static const uint8_t zero[16];
-    if (memcmp(b, zero, 15) == 0)           /* :: and ::1 */
-        return false;
-    if (b[0] == 0xff || (b[0] & 0xfe) == 0xfc)          /* multicast, ULA */
-        return false;
-    if (b[0] == 0xfe && (b[1] & 0x80) == 0x80)          /* link/site-local */
-        return false;
-    return true;
-}
-
 static bool client_ok(const struct ip *a, const struct cidrset *trusted)
 {
-    return ip_public(a) && !(trusted && cidrset_contains(trusted, a));
+    return rcvd_ip_public(a) && !(trusted && cidrset_contains(trusted, a));
 }
 
 /* An address at s[0..n): "1.2.3.4", "[1.2.3.4]", "[IPv6:..]", "::ffff:..". */
@@ -558,215 +344,6 @@ static bool ar_ip(const char *v, struct ip *out)
             return true;
     }
     return false;
-}
-
-/* ---- Received: hops ----------------------------------------------------- */
-
-struct hop {
-    bool has_ip;
-    struct ip ip;
-    char *helo, *ptr;
-    int64_t time_ms;
-};
-
-static void hop_clear(struct hop *h)
-{
-    free(h->helo);
-    free(h->ptr);
-    memset(h, 0, sizeof *h);
-}
-
-struct span {
-    const char *s;
-    size_t n;
-};
-
-/* A host name as a Received field writes it: "unknown" and empty are none,
- * one trailing dot and an "ident@" prefix dropped. */
-static char *name_of(struct span w, bool ptr)
-{
-    if (ptr) {
-        const char *at = NULL;
-        for (size_t i = 0; i < w.n; i++)
-            if (w.s[i] == '@')
-                at = w.s + i;
-        if (at) {
-            w.n -= (size_t)(at + 1 - w.s);
-            w.s = at + 1;
-        }
-        if (w.n && w.s[w.n - 1] == '.')
-            w.n--;
-    }
-    if (w.n == 0 || ieq(w.s, w.n, "unknown"))
-        return NULL;
-    return xstrndup(w.s, w.n < MM_MAX_NAME ? w.n : MM_MAX_NAME);
-}
-
-static bool is_literal(struct span w)
-{
-    struct ip tmp;
-    return (w.n && w.s[0] == '[') || parse_ip_n(w.s, w.n, &tmp);
-}
-
-/* "[ADDR]" or "[ADDR]:port" at the start of w */
-static bool bracket_ip(struct span w, struct ip *out)
-{
-    if (w.n < 3 || w.s[0] != '[')
-        return false;
-    const char *e = memchr(w.s, ']', w.n);
-    return e && parse_ip_n(w.s, (size_t)(e + 1 - w.s), out);
-}
-
-/* Words of a comment's text c[0..n), nested comments skipped; at most max. */
-static size_t comment_words(const char *c, size_t n, struct span *w, size_t max)
-{
-    size_t k = 0, i = 0;
-    int depth = 0;
-    while (i < n && k < max) {
-        if (c[i] == '(') {
-            depth++;
-            i++;
-        } else if (c[i] == ')') {
-            depth -= depth > 0;
-            i++;
-        } else if (depth || is_space(c[i]) || c[i] == ',') {
-            i++;
-        } else {
-            size_t j = i;
-            while (j < n && !is_space(c[j]) && c[j] != '(' && c[j] != ')' && c[j] != ',')
-                j++;
-            w[k].s = c + i;
-            w[k++].n = j - i;
-            i = j;
-        }
-    }
-    return k;
-}
-
-/* One Received value (unfolded, NUL-terminated). Shapes understood:
- *   Postfix/sendmail  from HELO (PTR [ADDR]) [(may be forged)]
- *                     from HELO (ident@PTR [ADDR]), from HELO ([ADDR])
- *   Exim              from PTR ([ADDR]:port helo=HELO), from [ADDR] (helo=HELO),
- *                     from PTR ([ADDR])  (HELO was PTR)
- *   Microsoft         from HELO (ADDR) by X with Microsoft SMTP Server
- *   qmail, Yahoo      from PTR (HELO helo) (ident@ADDR), from X (EHLO helo) (ADDR)
- *   fetchmail         from HOST [ADDR]
- * with IPv6 as [IPv6:..], [..] or bare in parentheses. */
-static void parse_hop(const char *v, struct hop *h)
-{
-    memset(h, 0, sizeof *h);
-    const char *semi = strrchr(v, ';');
-    if (semi)
-        h->time_ms = parse_date(semi + 1);
-    const char *p = v;
-    while (is_space(*p))
-        p++;
-    if (!istarts(p, "from") || !is_space(p[4]))
-        return;
-    p += 4;
-
-    /* the from clause: words and comments up to "by", "with", ... or ';' */
-    struct span tok0 = { NULL, 0 }, words[8], comments[8];
-    size_t nwords = 0, ncomments = 0;
-    while (*p && *p != ';') {
-        if (is_space(*p)) {
-            p++;
-        } else if (*p == '(') {
-            int depth = 0;
-            const char *s = p;
-            for (; *p; p++) {
-                if (*p == '\\' && p[1])
-                    p++;
-                else if (*p == '(')
-                    depth++;
-                else if (*p == ')' && --depth == 0)
-                    break;
-            }
-            if (ncomments < 8) {
-                comments[ncomments].s = s + 1;
-                comments[ncomments++].n = (size_t)(p - s - 1);
-            }
-            if (*p)
-                p++;
-        } else {
-            const char *s = p;
-            while (*p && !is_space(*p) && *p != '(' && *p != ';')
-                p++;
-            struct span w = { s, (size_t)(p - s) };
-            if (ieq(w.s, w.n, "by") || ieq(w.s, w.n, "with") || ieq(w.s, w.n, "id") ||
-                ieq(w.s, w.n, "via") || ieq(w.s, w.n, "for"))
-                break;
-            if (!tok0.s)
-                tok0 = w;
-            else if (nwords < 8)
-                words[nwords++] = w;
-        }
-    }
-    if (!tok0.s)
-        return;
-
-    struct span helo = { NULL, 0 }, ptr = { NULL, 0 };
-    bool explicit_helo = false, ip_from_tok0 = false;
-    for (size_t c = 0; c < ncomments; c++) {
-        struct span w[32];
-        size_t nw = comment_words(comments[c].s, comments[c].n, w, 32);
-        for (size_t i = 0; i < nw; i++) {
-            struct ip a;
-            if (!explicit_helo && w[i].n > 5 && ieq_n(w[i].s, "helo=", 5)) {
-                helo.s = w[i].s + 5;
-                helo.n = w[i].n - 5;
-                explicit_helo = true;
-            } else if (!explicit_helo && i + 1 < nw &&
-                       (ieq(w[i].s, w[i].n, "helo") || ieq(w[i].s, w[i].n, "ehlo"))) {
-                helo = w[++i];
-                explicit_helo = true;
-            } else if (!h->has_ip && bracket_ip(w[i], &a)) {
-                h->has_ip = true;
-                h->ip = a;
-                if (i > 0 && !memchr(w[i - 1].s, '=', w[i - 1].n))
-                    ptr = w[i - 1];
-            } else if (!h->has_ip) {
-                struct span b = w[i];
-                const char *at = memchr(b.s, '@', b.n);    /* qmail ident@ADDR */
-                if (at) {
-                    b.n -= (size_t)(at + 1 - b.s);
-                    b.s = at + 1;
-                }
-                if (parse_ip_n(b.s, b.n, &a)) {
-                    h->has_ip = true;
-                    h->ip = a;
-                    if (i > 0 && !memchr(w[i - 1].s, '=', w[i - 1].n) &&
-                        memchr(w[i - 1].s, '.', w[i - 1].n))
-                        ptr = w[i - 1];
-                }
-            }
-        }
-    }
-    for (size_t i = 0; i < nwords && !h->has_ip; i++)
-        h->has_ip = bracket_ip(words[i], &h->ip);
-    if (!h->has_ip) {
-        struct ip a;
-        if (bracket_ip(tok0, &a) || parse_ip_n(tok0.s, tok0.n, &a)) {
-            h->has_ip = true;
-            h->ip = a;
-            ip_from_tok0 = true;
-        }
-    }
-
-    bool exim = strstr(v, "Exim") != NULL;
-    if (explicit_helo) {
-        if (!ptr.s && !is_literal(tok0))
-            ptr = tok0;                 /* Exim, qmail: the name is the PTR */
-    } else if (exim) {
-        if (!is_literal(tok0))
-            helo = ptr = tok0;          /* Exim writes "PTR ([ADDR])" when HELO = PTR */
-    } else if (!ip_from_tok0 || tok0.s[0] == '[') {
-        helo = tok0;
-    }
-    if (helo.s)
-        h->helo = name_of(helo, false);
-    if (ptr.s)
-        h->ptr = name_of(ptr, true);
 }
 
 /* ---- From:, Message-ID, Return-Path, RFC 2047 ------------------------ */
@@ -1218,7 +795,7 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
         client = ar_addr;
         out->client_from = "authentication-results";
     }
-    struct hop hop = { 0 };
+    struct rcvd_hop hop = { 0 };
     bool found = false;
     size_t hops = 0;
     hiter_init(&it, text, len, true);
@@ -1227,7 +804,7 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
             continue;
         hops++;
         char *v = unfold(vs, ve, MM_MAX_HOP);
-        parse_hop(v, &hop);
+        rcvd_parse(v, &hop);
         free(v);
         if (hop.has_ip && (have_client ? ip_cmp(&hop.ip, &client) == 0
                                        : client_ok(&hop.ip, trusted))) {
@@ -1238,7 +815,7 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
                 out->client_from = "received";
             }
         } else {
-            hop_clear(&hop);
+            rcvd_hop_clear(&hop);
         }
     }
     if (have_client) {
@@ -1248,16 +825,16 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
     }
     if (found) {
         out->helo = hop.helo;
-        out->ptr = hop.ptr;
+        out->ptr = hop.rdns;
         out->time_ms = hop.time_ms;
-        hop.helo = hop.ptr = NULL;
+        hop.helo = hop.rdns = NULL;
     } else if (have_spf && spf_helo) {
         out->helo = spf_helo;
         spf_helo = NULL;
     }
     if (!out->time_ms)
-        out->time_ms = parse_date(date);
-    hop_clear(&hop);
+        out->time_ms = rcvd_date(date, NULL);
+    rcvd_hop_clear(&hop);
     free(spf_helo);
     free(date);
     free(rpath);

@@ -12,9 +12,8 @@
  *      public (not private, loopback, link-local, documentation-only ranges
  *      are public for tests) and not in `trusted` (the site's own relays).
  * HELO and reverse-DNS name come from that same Received: hop when one is
- * found ("from HELO (PTR [ADDR])", "from HELO ([ADDR])", Microsoft's
- * "from HELO (ADDR) by ..." and the other common shapes); time from that
- * hop's date (after ';'), else the Date: field.
+ * found (taken apart by lib/received.h, which knows the common shapes);
+ * time from that hop's date (after ';'), else the Date: field.
  *
  * Ownership: mailmsg_parse fills a struct mailmsg that owns its strings
  * (mailmsg_clear). */
@@ -62,6 +61,14 @@ void mailmsg_clear(struct mailmsg *m);
  * not in struct mailmsg. */
 char *mailmsg_header(const char *text, size_t len, const char *name);
 
+/* Each field called name (case-insensitive), top to bottom: fn gets its
+ * unfolded value (at most max bytes, NUL-terminated, valid only during the
+ * call) and stops the walk by returning non-zero. Returns how many fields
+ * fn was given. */
+typedef int (*mailmsg_fn)(const char *msg, size_t len, void *arg);
+size_t mailmsg_each_header(const char *text, size_t len, const char *name, size_t max,
+                           mailmsg_fn fn, void *arg);
+
 /* A From: value's display name, decoded as from_display above (a new
  * string, or NULL when there is none): the milter sees header fields one
  * by one and must read them as a replay does. */
@@ -74,7 +81,6 @@ char *mailmsg_decode_words(const char *value);
  * its "From " line); fn returning non-zero stops. Returns how many
  * messages were given to fn. Text that does not start with "From " is one
  * message. */
-typedef int (*mailmsg_fn)(const char *msg, size_t len, void *arg);
 size_t mailmsg_split_mbox(const char *text, size_t len, mailmsg_fn fn, void *arg);
 
 /* A 64-bit fingerprint of a body for "the same text sent many times":
