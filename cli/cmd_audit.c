@@ -65,7 +65,7 @@ struct sess {
 struct result {
     const struct audit_test *t;
     int mail, rcpt, data;
-    char mail_r[300], rcpt_r[300], data_r[300], error[200];
+    char mail_r[300], rcpt_r[300], data_r[340], error[320];
     enum audit_verdict v;
 };
 

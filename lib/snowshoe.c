@@ -616,7 +616,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
     if (m->client && by_block) {
         unsigned bits = ip_is_v4(m->client) ? s->cfg.v4_wide : s->cfg.v6_wide;
         struct wide *w = t_get(&s->wides, ip_key(m->client, bits), NULL, true);
-        uint32_t bl[RING_WIDE + 1];
+        uint32_t bl[RING_WIDE + 1] = { 0 };   /* (-O1 cannot see n bounds it) */
         unsigned n = 0;
         if (suspicious)
             bl[n++] = blockh;
