@@ -39,6 +39,7 @@
 #include "ip.h"
 #include "received.h"
 #include "sbuf.h"
+#include "ascii.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
@@ -50,53 +51,12 @@
 #define MM_MAX_TEXT    (256 * 1024)   /* decoded bytes fingerprinted */
 #define MM_MAX_DEPTH   5              /* nested multiparts followed */
 
-/* ---- small ASCII helpers (no locale) ---------------------------------- */
-
-static char lc(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-static bool is_wsp(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool ieq_n(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lc(a[i]) != lc(b[i]))
-            return false;
-    return true;
-}
-
-/* a[0..an) equals the NUL-terminated b, ignoring ASCII case */
-static bool ieq(const char *a, size_t an, const char *b)
-{
-    size_t bn = strlen(b);
-    return an == bn && ieq_n(a, b, an);
-}
 
 /* NUL-terminated s starts with prefix, ignoring case */
 static bool istarts(const char *s, const char *prefix)
 {
     size_t n = strlen(prefix);
-    return strnlen(s, n) == n && ieq_n(s, prefix, n);
+    return strnlen(s, n) == n && ascii_ieq_n(s, prefix, n);
 }
 
 /* case-insensitive search of the NUL-terminated needle in s[0..n) */
@@ -106,7 +66,7 @@ static const char *ifind(const char *s, size_t n, const char *needle)
     if (k == 0 || k > n)
         return k == 0 ? s : NULL;
     for (size_t i = 0; i + k <= n; i++)
-        if (lc(s[i]) == lc(needle[0]) && ieq_n(s + i, needle, k))
+        if (ascii_lc(s[i]) == ascii_lc(needle[0]) && ascii_ieq_n(s + i, needle, k))
             return s + i;
     return NULL;
 }
@@ -115,7 +75,7 @@ static char *dup_lower(const char *s, size_t n)
 {
     char *d = xstrndup(s, n);
     for (size_t i = 0; d[i]; i++)
-        d[i] = lc(d[i]);
+        d[i] = ascii_lc(d[i]);
     return d;
 }
 
@@ -134,7 +94,7 @@ static bool mbox_line(const char *s, size_t n)
     if (n < 5 || memcmp(s, "From ", 5) != 0)
         return false;
     size_t i = 5;
-    while (i < n && is_wsp(s[i]))
+    while (i < n && ascii_is_wsp(s[i]))
         i++;
     return i < n && s[i] != ':';
 }
@@ -189,13 +149,13 @@ static bool hiter_next(struct hiter *it, const char **name, size_t *nlen,
             it->body = it->p;
             break;
         }
-        if (is_wsp(*ls))                  /* continuation of nothing */
+        if (ascii_is_wsp(*ls))                  /* continuation of nothing */
             continue;
         const char *q = ls;
         while (q < le && (unsigned char)*q > 32 && (unsigned char)*q < 127 && *q != ':')
             q++;
         const char *nend = q;
-        while (q < le && is_wsp(*q))
+        while (q < le && ascii_is_wsp(*q))
             q++;
         if (nend == ls || q == le || *q != ':') {
             it->done = true;              /* not a field: the body starts */
@@ -206,7 +166,7 @@ static bool hiter_next(struct hiter *it, const char **name, size_t *nlen,
         *nlen = (size_t)(nend - ls);
         *vs = q + 1;
         *ve = le;
-        while (it->p < it->end && is_wsp(*it->p)) {
+        while (it->p < it->end && ascii_is_wsp(*it->p)) {
             const char *cs, *ce;
             hiter_line(it, &cs, &ce);
             *ve = ce;
@@ -227,11 +187,11 @@ static char *unfold(const char *s, const char *e, size_t max)
         char c = *s;
         if (c == '\r' || c == '\n' || c == '\0')
             continue;
-        if (o == 0 && is_wsp(c))
+        if (o == 0 && ascii_is_wsp(c))
             continue;
         d[o++] = c;
     }
-    while (o && is_wsp(d[o - 1]))
+    while (o && ascii_is_wsp(d[o - 1]))
         o--;
     d[o] = '\0';
     return d;
@@ -246,7 +206,7 @@ char *mailmsg_header(const char *text, size_t len, const char *name)
         return NULL;
     hiter_init(&it, text, len, true);
     while (hiter_next(&it, &n, &nl, &vs, &ve))
-        if (ieq(n, nl, name))
+        if (ascii_ieq(n, nl, name))
             return unfold(vs, ve, MM_MAX_VALUE);
     return NULL;
 }
@@ -261,7 +221,7 @@ size_t mailmsg_each_header(const char *text, size_t len, const char *name, size_
         return 0;
     hiter_init(&it, text, len, true);
     while (hiter_next(&it, &n, &nl, &vs, &ve)) {
-        if (!ieq(n, nl, name))
+        if (!ascii_ieq(n, nl, name))
             continue;
         char *v = unfold(vs, ve, max);
         int stop = fn(v, strlen(v), arg);
@@ -296,13 +256,13 @@ static bool keyed_ip(const char *v, const char *key, struct ip *out)
 {
     size_t n = strlen(v), kl = strlen(key);
     for (const char *p = v; (p = ifind(p, n - (size_t)(p - v), key)); p += kl) {
-        if (p > v && !is_space(p[-1]) && p[-1] != ';' && p[-1] != '(')
+        if (p > v && !ascii_is_space(p[-1]) && p[-1] != ';' && p[-1] != '(')
             continue;
         const char *s = p + kl;
-        while (is_wsp(*s) || *s == '"')
+        while (ascii_is_wsp(*s) || *s == '"')
             s++;
         const char *e = s;
-        while (*e && !is_space(*e) && !strchr(";\")(,", *e))
+        while (*e && !ascii_is_space(*e) && !strchr(";\")(,", *e))
             e++;
         if (parse_ip_n(s, (size_t)(e - s), out))
             return true;
@@ -315,13 +275,13 @@ static char *keyed_word(const char *v, const char *key)
 {
     size_t n = strlen(v), kl = strlen(key);
     for (const char *p = v; (p = ifind(p, n - (size_t)(p - v), key)); p += kl) {
-        if (p > v && !is_space(p[-1]) && p[-1] != ';')
+        if (p > v && !ascii_is_space(p[-1]) && p[-1] != ';')
             continue;
         const char *s = p + kl;
         while (*s == '"')
             s++;
         const char *e = s;
-        while (*e && !is_space(*e) && !strchr(";\")(", *e))
+        while (*e && !ascii_is_space(*e) && !strchr(";\")(", *e))
             e++;
         if (e > s)
             return xstrndup(s, (size_t)(e - s) < MM_MAX_NAME ? (size_t)(e - s) : MM_MAX_NAME);
@@ -335,10 +295,10 @@ static bool ar_ip(const char *v, struct ip *out)
     size_t n = strlen(v);
     for (const char *p = v; (p = ifind(p, n - (size_t)(p - v), "sender IP is")); p += 12) {
         const char *s = p + 12;
-        while (is_wsp(*s))
+        while (ascii_is_wsp(*s))
             s++;
         const char *e = s;
-        while (*e && !is_space(*e) && !strchr(";)(,", *e))
+        while (*e && !ascii_is_space(*e) && !strchr(";)(,", *e))
             e++;
         if (parse_ip_n(s, (size_t)(e - s), out))
             return true;
@@ -350,9 +310,9 @@ static bool ar_ip(const char *v, struct ip *out)
 
 static int hexval(char c)
 {
-    if (is_digit(c))
+    if (ascii_is_digit(c))
         return c - '0';
-    c = lc(c);
+    c = ascii_lc(c);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -362,7 +322,7 @@ static int b64val(char c)
         return c - 'A';
     if (c >= 'a' && c <= 'z')
         return c - 'a' + 26;
-    if (is_digit(c))
+    if (ascii_is_digit(c))
         return c - '0' + 52;
     if (c == '+' || c == '-')
         return 62;
@@ -416,9 +376,9 @@ static void qp_decode(const char *s, size_t n, struct sbuf *out, size_t cap, boo
             i += 2;                          /* soft line break */
             if (s[i - 1] == '\r' && i < n && s[i] == '\n')
                 i++;
-        } else if (c == '=' && i + 1 < n && is_wsp(s[i + 1])) {
+        } else if (c == '=' && i + 1 < n && ascii_is_wsp(s[i + 1])) {
             size_t j = i + 1;                /* "=  \n": soft break with junk */
-            while (j < n && is_wsp(s[j]))
+            while (j < n && ascii_is_wsp(s[j]))
                 j++;
             if (j < n && (s[j] == '\r' || s[j] == '\n')) {
                 i = j + 1;
@@ -442,10 +402,10 @@ static enum cs charset_of(const char *s, size_t n)
     const char *star = memchr(s, '*', n);    /* RFC 2231 language */
     if (star)
         n = (size_t)(star - s);
-    if (ieq(s, n, "utf-8") || ieq(s, n, "utf8"))
+    if (ascii_ieq(s, n, "utf-8") || ascii_ieq(s, n, "utf8"))
         return CS_UTF8;
-    if (ieq(s, n, "us-ascii") || ieq(s, n, "ascii") || ieq(s, n, "iso-8859-1") ||
-        ieq(s, n, "iso8859-1") || ieq(s, n, "iso_8859-1") || ieq(s, n, "latin1"))
+    if (ascii_ieq(s, n, "us-ascii") || ascii_ieq(s, n, "ascii") || ascii_ieq(s, n, "iso-8859-1") ||
+        ascii_ieq(s, n, "iso8859-1") || ascii_ieq(s, n, "iso_8859-1") || ascii_ieq(s, n, "latin1"))
         return CS_LATIN1;
     return CS_NONE;
 }
@@ -456,15 +416,15 @@ static size_t encoded_word(const char *s, enum cs *cs, char *enc, const char **t
     if (s[0] != '=' || s[1] != '?')
         return 0;
     const char *c = s + 2, *q = c;
-    while (*q && *q != '?' && !is_space(*q) && q - c < 64)
+    while (*q && *q != '?' && !ascii_is_space(*q) && q - c < 64)
         q++;
     if (*q != '?' || q == c || !q[1] || q[2] != '?')
         return 0;
-    char e = lc(q[1]);
+    char e = ascii_lc(q[1]);
     if (e != 'b' && e != 'q')
         return 0;
     const char *txt = q + 3, *x = txt;
-    while (*x && !(x[0] == '?' && x[1] == '=') && !is_space(*x) && x - txt < 2048)
+    while (*x && !(x[0] == '?' && x[1] == '=') && !ascii_is_space(*x) && x - txt < 2048)
         x++;                     /* RFC 2047 says 75 in all: bounded work */
     if (*x != '?')
         return 0;
@@ -515,9 +475,9 @@ static char *decode_2047(const char *s)
             after_word = true;
             continue;
         }
-        if (after_word && is_space(*s)) {
+        if (after_word && ascii_is_space(*s)) {
             const char *ws = s;
-            while (is_space(*s))
+            while (ascii_is_space(*s))
                 s++;
             if (!*s || !encoded_word(s, &cs, &enc, &t, &tn) || cs == CS_NONE) {
                 sbuf_add(&out, ws, (size_t)(s - ws));
@@ -543,11 +503,11 @@ static char *decode_2047(const char *s)
 
 static char *trimmed(const char *s, size_t n)
 {
-    while (n && is_space(*s)) {
+    while (n && ascii_is_space(*s)) {
         s++;
         n--;
     }
-    while (n && is_space(s[n - 1]))
+    while (n && ascii_is_space(s[n - 1]))
         n--;
     return xstrndup(s, n);
 }
@@ -616,9 +576,9 @@ static void parse_from(const char *v, char **addr_out, char **disp_out)
         const char *c = clean.s, *at = strchr(c, '@');
         if (at) {
             const char *s = at, *e = at;
-            while (s > c && !is_space(s[-1]) && s[-1] != ',' && s[-1] != ':')
+            while (s > c && !ascii_is_space(s[-1]) && s[-1] != ',' && s[-1] != ':')
                 s--;
-            while (*e && !is_space(*e) && *e != ',' && *e != ';')
+            while (*e && !ascii_is_space(*e) && *e != ',' && *e != ';')
                 e++;
             *addr_out = xstrndup(s, (size_t)(e - s));
         }
@@ -658,7 +618,7 @@ static char *angle_value(const char *v)
         return trimmed(lt + 1, gt ? (size_t)(gt - lt - 1) : strlen(lt + 1));
     }
     size_t n = 0;
-    while (v[n] && !is_space(v[n]))
+    while (v[n] && !ascii_is_space(v[n]))
         n++;
     return xstrndup(v, n);
 }
@@ -719,7 +679,7 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
     hiter_init(&it, text, len, true);
     while (hiter_next(&it, &name, &nl, &vs, &ve)) {
         out->nheaders++;
-        if (!spf_done && ieq(name, nl, "Received-SPF")) {
+        if (!spf_done && ascii_ieq(name, nl, "Received-SPF")) {
             /* The topmost field is the receiving site's. One of its own
              * relays may have checked again (private or trusted address:
              * look further down), but without client-ip at all the fields
@@ -733,23 +693,23 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
                 spf_helo = keyed_word(v, "helo=");
             }
             free(v);
-        } else if (!have_ar && ieq(name, nl, "Authentication-Results")) {
+        } else if (!have_ar && ascii_ieq(name, nl, "Authentication-Results")) {
             char *v = unfold(vs, ve, MM_MAX_HOP);
             have_ar = ar_ip(v, &ar_addr) && client_ok(&ar_addr, trusted);
             free(v);
-        } else if (ieq(name, nl, "Return-Path")) {
+        } else if (ascii_ieq(name, nl, "Return-Path")) {
             first(&rpath, vs, ve);
-        } else if (ieq(name, nl, "From")) {
+        } else if (ascii_ieq(name, nl, "From")) {
             first(&out->from, vs, ve);
-        } else if (ieq(name, nl, "Message-ID")) {
+        } else if (ascii_ieq(name, nl, "Message-ID")) {
             first(&msgid, vs, ve);
-        } else if (ieq(name, nl, "Subject")) {
+        } else if (ascii_ieq(name, nl, "Subject")) {
             first(&out->subject, vs, ve);
-        } else if (ieq(name, nl, "Content-Type")) {
+        } else if (ascii_ieq(name, nl, "Content-Type")) {
             first(&out->content_type, vs, ve);
-        } else if (ieq(name, nl, "Content-Transfer-Encoding")) {
+        } else if (ascii_ieq(name, nl, "Content-Transfer-Encoding")) {
             first(&out->cte, vs, ve);
-        } else if (ieq(name, nl, "Date")) {
+        } else if (ascii_ieq(name, nl, "Date")) {
             first(&date, vs, ve);
         }
     }
@@ -800,7 +760,7 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
     size_t hops = 0;
     hiter_init(&it, text, len, true);
     while (!found && hops < MM_MAX_HOPS && hiter_next(&it, &name, &nl, &vs, &ve)) {
-        if (!ieq(name, nl, "Received"))
+        if (!ascii_ieq(name, nl, "Received"))
             continue;
         hops++;
         char *v = unfold(vs, ve, MM_MAX_HOP);
@@ -853,12 +813,12 @@ static bool postmark(const char *s, size_t n)
     while (i < n && s[i] == ' ')
         i++;
     size_t w = i;
-    while (i < n && !is_space(s[i]))
+    while (i < n && !ascii_is_space(s[i]))
         i++;
     if (i == w)
         return false;
     for (; i + 2 < n; i++)
-        if (is_digit(s[i]) && s[i + 1] == ':' && is_digit(s[i + 2]))
+        if (ascii_is_digit(s[i]) && s[i + 1] == ':' && ascii_is_digit(s[i + 2]))
             return true;
     return false;
 }
@@ -906,7 +866,7 @@ static bool ct_is(const char *ct, const char *type)
 {
     if (!ct)
         return false;
-    while (is_space(*ct))
+    while (ascii_is_space(*ct))
         ct++;
     return istarts(ct, type);
 }
@@ -916,15 +876,15 @@ static bool boundary_of(const char *ct, char *buf, size_t size)
 {
     size_t n = strlen(ct);
     for (const char *p = ct; (p = ifind(p, n - (size_t)(p - ct), "boundary")); p += 8) {
-        if (p > ct && !is_space(p[-1]) && p[-1] != ';')
+        if (p > ct && !ascii_is_space(p[-1]) && p[-1] != ';')
             continue;
         const char *s = p + 8;
-        while (is_space(*s))
+        while (ascii_is_space(*s))
             s++;
         if (*s != '=')
             continue;
         s++;
-        while (is_space(*s))
+        while (ascii_is_space(*s))
             s++;
         size_t o = 0;
         if (*s == '"') {
@@ -934,7 +894,7 @@ static bool boundary_of(const char *ct, char *buf, size_t size)
                 buf[o++] = *s;
             }
         } else {
-            for (; *s && !is_space(*s) && *s != ';' && o + 1 < size; s++)
+            for (; *s && !ascii_is_space(*s) && *s != ';' && o + 1 < size; s++)
                 buf[o++] = *s;
         }
         buf[o] = '\0';
@@ -945,7 +905,7 @@ static bool boundary_of(const char *ct, char *buf, size_t size)
 
 static void decode_part(const char *s, size_t n, const char *cte, struct sbuf *out)
 {
-    while (cte && is_space(*cte))
+    while (cte && ascii_is_space(*cte))
         cte++;
     if (cte && istarts(cte, "base64"))
         b64_decode(s, n, out, MM_MAX_TEXT);
@@ -980,9 +940,9 @@ static bool part_text(const char *s, size_t n, int depth, struct want *w)
     char *ct = NULL, *cte = NULL;
     hiter_init(&it, s, n, false);
     while (hiter_next(&it, &name, &nl, &vs, &ve)) {
-        if (ieq(name, nl, "Content-Type"))
+        if (ascii_ieq(name, nl, "Content-Type"))
             first(&ct, vs, ve);
-        else if (ieq(name, nl, "Content-Transfer-Encoding"))
+        else if (ascii_ieq(name, nl, "Content-Transfer-Encoding"))
             first(&cte, vs, ve);
     }
     bool done = find_text(it.body, (size_t)(it.end - it.body), ct, cte, depth, w);
@@ -1053,7 +1013,7 @@ struct fp {
 static void fp_bytes(struct fp *f, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        f->h ^= (unsigned char)lc(s[i]);
+        f->h ^= (unsigned char)ascii_lc(s[i]);
         f->h *= 0x100000001b3ULL;
     }
     f->any = true;
@@ -1067,7 +1027,7 @@ static bool greeting(const char *w, size_t n)
         "querida", "bonjour", "cher", "ch\xc3\xa8re", "chere", "ciao", "gentile",
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (ieq(w, n, words[i]))
+        if (ascii_ieq(w, n, words[i]))
             return true;
     return false;
 }
@@ -1077,7 +1037,7 @@ static void fp_word(struct fp *f, const char *w, size_t n)
 {
     bool digit = false;
     for (size_t i = 0; i < n; i++)
-        digit |= is_digit(w[i]);
+        digit |= ascii_is_digit(w[i]);
     if (f->greet_skip > 0) {
         f->greet_skip--;
         return;
@@ -1091,14 +1051,14 @@ static void fp_word(struct fp *f, const char *w, size_t n)
 
 static bool word_byte(char c)
 {
-    return is_alpha(c) || is_digit(c) || (unsigned char)c >= 0x80;
+    return ascii_is_alpha(c) || ascii_is_digit(c) || (unsigned char)c >= 0x80;
 }
 
 /* "&name;" / "&#123;" at s: its length, or 0 */
 static size_t entity(const char *s, size_t n)
 {
     size_t i = 1;
-    while (i < n && i <= 10 && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '#'))
+    while (i < n && i <= 10 && (ascii_is_alpha(s[i]) || ascii_is_digit(s[i]) || s[i] == '#'))
         i++;
     return i > 1 && i < n && s[i] == ';' ? i + 1 : 0;
 }
@@ -1107,7 +1067,7 @@ static size_t entity(const char *s, size_t n)
 static void fp_chunk(struct fp *f, const char *s, size_t n)
 {
     const char *scheme = ifind(s, n, "://");
-    if (scheme || (n > 4 && ieq_n(s, "www.", 4))) {
+    if (scheme || (n > 4 && ascii_ieq_n(s, "www.", 4))) {
         const char *h = scheme ? scheme + 3 : s;
         const char *e = h;
         while (e < s + n && !strchr("/?#:@\\", *e))
@@ -1152,7 +1112,7 @@ static void fp_chunk(struct fp *f, const char *s, size_t n)
 
 static bool chunk_byte(char c)
 {
-    return !is_space(c) && c != '<' && c != '>' && c != '"' && c != '\'' && c != '\0';
+    return !ascii_is_space(c) && c != '<' && c != '>' && c != '"' && c != '\'' && c != '\0';
 }
 
 /* HTML without saying so (no or a wrong Content-Type)? */
@@ -1165,7 +1125,7 @@ static bool looks_html(const char *t, size_t n)
     for (const char *p = t, *end = t + n; (p = memchr(p, '<', (size_t)(end - p))); p++)
         for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
             size_t k = strlen(tags[i]);
-            if ((size_t)(end - p - 1) >= k && ieq_n(p + 1, tags[i], k))
+            if ((size_t)(end - p - 1) >= k && ascii_ieq_n(p + 1, tags[i], k))
                 return true;
         }
     return false;
@@ -1177,7 +1137,7 @@ static void fp_text(struct fp *f, const char *t, size_t n, bool html)
     while (i < n) {
         char c = t[i];
         if (html && c == '<' && i + 1 < n &&
-            (is_alpha(t[i + 1]) || t[i + 1] == '/' || t[i + 1] == '!' || t[i + 1] == '?')) {
+            (ascii_is_alpha(t[i + 1]) || t[i + 1] == '/' || t[i + 1] == '!' || t[i + 1] == '?')) {
             if (i + 3 < n && memcmp(t + i, "<!--", 4) == 0) {
                 const char *e = NULL;
                 for (size_t k = i + 4; k + 2 < n && !e; k++)
@@ -1187,10 +1147,10 @@ static void fp_text(struct fp *f, const char *t, size_t n, bool html)
                 continue;
             }
             size_t k = i + 1;
-            while (k < n && is_alpha(t[k]))
+            while (k < n && ascii_is_alpha(t[k]))
                 k++;
-            bool style = ieq(t + i + 1, k - i - 1, "style");
-            bool script = ieq(t + i + 1, k - i - 1, "script");
+            bool style = ascii_ieq(t + i + 1, k - i - 1, "style");
+            bool script = ascii_ieq(t + i + 1, k - i - 1, "script");
             char q = 0;           /* quotes count only as attribute values */
             bool eq = false;
             for (; k < n; k++) {
@@ -1202,7 +1162,7 @@ static void fp_text(struct fp *f, const char *t, size_t n, bool html)
                 } else if (t[k] == '>') {
                     break;
                 }
-                if (!is_space(t[k]))
+                if (!ascii_is_space(t[k]))
                     eq = t[k] == '=';
             }
             i = k < n ? k + 1 : n;

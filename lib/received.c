@@ -13,50 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
 #include "timeutil.h"
 #include "xalloc.h"
 
-/* ---- small ASCII helpers (no locale) ---------------------------------- */
-
-static char lc(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-static bool is_wsp(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool ieq_n(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lc(a[i]) != lc(b[i]))
-            return false;
-    return true;
-}
-
-/* a[0..an) equals the NUL-terminated b, ignoring ASCII case */
-static bool ieq(const char *a, size_t an, const char *b)
-{
-    size_t bn = strlen(b);
-    return an == bn && ieq_n(a, b, an);
-}
 
 /* ---- dates (RFC 5322 with the obsolete forms, and asctime) ------------- */
 
@@ -68,7 +28,7 @@ static int month_of(const char *w, size_t n)
                                         "june", "july", "august", "september",
                                         "october", "november", "december" };
     for (int i = 0; i < 12; i++)
-        if (ieq(w, n, names[i]) || ieq(w, n, full[i]) || (i == 8 && ieq(w, n, "sept")))
+        if (ascii_ieq(w, n, names[i]) || ascii_ieq(w, n, full[i]) || (i == 8 && ascii_ieq(w, n, "sept")))
             return i + 1;
     return 0;
 }
@@ -79,7 +39,7 @@ static bool weekday(const char *w, size_t n)
     static const char *const full[] = { "monday", "tuesday", "wednesday", "thursday",
                                         "friday", "saturday", "sunday" };
     for (int i = 0; i < 7; i++)
-        if (ieq(w, n, names[i]) || ieq(w, n, full[i]))
+        if (ascii_ieq(w, n, names[i]) || ascii_ieq(w, n, full[i]))
             return true;
     return false;
 }
@@ -100,11 +60,11 @@ static bool zone_name(const char *w, size_t n, int *mins)
         { "aest", 600 }, { "aedt", 660 }, { "nzst", 720 }, { "nzdt", 780 },
     };
     for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++)
-        if (ieq(w, n, zones[i].name)) {
+        if (ascii_ieq(w, n, zones[i].name)) {
             *mins = zones[i].mins;
             return true;
         }
-    if (n == 1 && is_alpha(*w) && lc(*w) != 'j') {
+    if (n == 1 && ascii_is_alpha(*w) && ascii_lc(*w) != 'j') {
         *mins = 0;
         return true;
     }
@@ -135,10 +95,10 @@ int64_t rcvd_date(const char *s, int *tz_mins)
                     break;
             }
             size_t k = i + 1;
-            while (k < j && is_wsp(s[k]))
+            while (k < j && ascii_is_wsp(s[k]))
                 k++;
             size_t w = k;
-            while (w < j && is_alpha(s[w]))
+            while (w < j && ascii_is_alpha(s[w]))
                 w++;
             int m;
             if (!have_czone && w > k && zone_name(s + k, w - k, &m)) {
@@ -146,13 +106,13 @@ int64_t rcvd_date(const char *s, int *tz_mins)
                 czone = m;
             }
             i = j < n ? j + 1 : n;
-        } else if ((c == '+' || c == '-') && i + 2 < n && is_digit(s[i + 1]) &&
-                   is_digit(s[i + 2])) {
+        } else if ((c == '+' || c == '-') && i + 2 < n && ascii_is_digit(s[i + 1]) &&
+                   ascii_is_digit(s[i + 2])) {
             size_t j = i + 3;
             if (j < n && s[j] == ':')
                 j++;
-            if (j + 2 > n || !is_digit(s[j]) || !is_digit(s[j + 1]) ||
-                (j + 2 < n && is_digit(s[j + 2])))
+            if (j + 2 > n || !ascii_is_digit(s[j]) || !ascii_is_digit(s[j + 1]) ||
+                (j + 2 < n && ascii_is_digit(s[j + 2])))
                 return 0;
             int zh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
             int zm = (s[j] - '0') * 10 + (s[j + 1] - '0');
@@ -163,9 +123,9 @@ int64_t rcvd_date(const char *s, int *tz_mins)
             i = j + 2;
             if (nnum == 2 && month)
                 break;                   /* complete: junk after it ignored */
-        } else if (is_digit(c)) {
+        } else if (ascii_is_digit(c)) {
             size_t j = i;
-            while (j < n && (is_digit(s[j]) || s[j] == ':'))
+            while (j < n && (ascii_is_digit(s[j]) || s[j] == ':'))
                 j++;
             if (memchr(s + i, ':', j - i)) {      /* hh:mm[:ss] */
                 int part[3] = { 0, 0, 0 }, np = 0, nd = 0;
@@ -191,9 +151,9 @@ int64_t rcvd_date(const char *s, int *tz_mins)
                     return 0;
                 if (sec == 60)
                     sec = 59;
-                if (np == 2 && j + 1 < n && s[j] == '.' && is_digit(s[j + 1])) {
+                if (np == 2 && j + 1 < n && s[j] == '.' && ascii_is_digit(s[j + 1])) {
                     int scale = 100;             /* ".123": milliseconds */
-                    for (j++; j < n && is_digit(s[j]); j++, scale /= 10)
+                    for (j++; j < n && ascii_is_digit(s[j]); j++, scale /= 10)
                         frac += (s[j] - '0') * scale;
                 }
             } else {
@@ -210,19 +170,19 @@ int64_t rcvd_date(const char *s, int *tz_mins)
                 nums[nnum++] = v;
             }
             i = j;
-        } else if (is_alpha(c)) {
+        } else if (ascii_is_alpha(c)) {
             size_t j = i;
-            while (j < n && is_alpha(s[j]))
+            while (j < n && ascii_is_alpha(s[j]))
                 j++;
             int m;
             if (weekday(s + i, j - i)) {
                 /* ignored */
             } else if (!month && (m = month_of(s + i, j - i))) {
                 month = m;
-            } else if (ieq(s + i, j - i, "pm") || ieq(s + i, j - i, "am")) {
+            } else if (ascii_ieq(s + i, j - i, "pm") || ascii_ieq(s + i, j - i, "am")) {
                 if (h < 0)
                     return 0;
-                pm = lc(c) == 'p';
+                pm = ascii_lc(c) == 'p';
                 am = !pm;
             } else if (h >= 0 && zone_name(s + i, j - i, &m)) {
                 if (!have_zone)                /* "-0400 EDT": the number wins */
@@ -232,7 +192,7 @@ int64_t rcvd_date(const char *s, int *tz_mins)
                 return 0;                  /* a word that is no part of a date */
             }
             i = j;
-        } else if (is_space(c) || c == ',' || c == '.' || c == '-' || c == '/') {
+        } else if (ascii_is_space(c) || c == ',' || c == '.' || c == '-' || c == '/') {
             i++;
         } else if ((unsigned char)c >= 0x80 && nnum == 0 && !month) {
             while (i < n && (unsigned char)s[i] >= 0x80)
@@ -330,7 +290,7 @@ static char *name_of(struct span w, bool ptr)
         if (w.n && w.s[w.n - 1] == '.')
             w.n--;
     }
-    if (w.n == 0 || ieq(w.s, w.n, "unknown"))
+    if (w.n == 0 || ascii_ieq(w.s, w.n, "unknown"))
         return NULL;
     return xstrndup(w.s, w.n < RCVD_MAX_NAME ? w.n : RCVD_MAX_NAME);
 }
@@ -373,11 +333,11 @@ static size_t comment_words(const char *c, size_t n, struct span *w, size_t max)
         } else if (c[i] == ')') {
             depth -= depth > 0;
             i++;
-        } else if (depth || is_space(c[i]) || c[i] == ',') {
+        } else if (depth || ascii_is_space(c[i]) || c[i] == ',') {
             i++;
         } else {
             size_t j = i;
-            while (j < n && !is_space(c[j]) && c[j] != '(' && c[j] != ')' && c[j] != ',')
+            while (j < n && !ascii_is_space(c[j]) && c[j] != '(' && c[j] != ')' && c[j] != ',')
                 j++;
             w[k].s = c + i;
             w[k++].n = j - i;
@@ -408,12 +368,12 @@ static void from_facts(const struct from_clause *f, bool exim, struct rcvd_hop *
         size_t nw = comment_words(f->comments[c].s, f->comments[c].n, w, 32);
         for (size_t i = 0; i < nw; i++) {
             struct ip a;
-            if (!explicit_helo && w[i].n > 5 && ieq_n(w[i].s, "helo=", 5)) {
+            if (!explicit_helo && w[i].n > 5 && ascii_ieq_n(w[i].s, "helo=", 5)) {
                 helo.s = w[i].s + 5;
                 helo.n = w[i].n - 5;
                 explicit_helo = true;
             } else if (!explicit_helo && i + 1 < nw &&
-                       (ieq(w[i].s, w[i].n, "helo") || ieq(w[i].s, w[i].n, "ehlo"))) {
+                       (ascii_ieq(w[i].s, w[i].n, "helo") || ascii_ieq(w[i].s, w[i].n, "ehlo"))) {
                 helo = w[++i];
                 explicit_helo = true;
             } else if (!h->has_ip && bracket_ip(w[i], &a)) {
@@ -466,10 +426,10 @@ static enum clause keyword(struct span w, bool have_from)
         { "by", CL_BY }, { "via", CL_VIA }, { "with", CL_WITH }, { "id", CL_ID },
         { "for", CL_FOR },
     };
-    if (!have_from && ieq(w.s, w.n, "from"))
+    if (!have_from && ascii_ieq(w.s, w.n, "from"))
         return CL_FROM;
     for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-        if (ieq(w.s, w.n, kw[i].word))
+        if (ascii_ieq(w.s, w.n, kw[i].word))
             return kw[i].cl;
     return CL_NONE;
 }
@@ -527,16 +487,16 @@ static bool has_forged_mark(const struct from_clause *f)
     size_t k = sizeof mark - 1;
     for (size_t c = 0; c < f->ncomments; c++)
         for (size_t i = 0; i + k <= f->comments[c].n; i++)
-            if (ieq_n(f->comments[c].s + i, mark, k))
+            if (ascii_ieq_n(f->comments[c].s + i, mark, k))
                 return true;
     return false;
 }
 
 static char *trimmed_text(const char *s, const char *e)
 {
-    while (s < e && is_space(*s))
+    while (s < e && ascii_is_space(*s))
         s++;
-    while (e > s && is_space(e[-1]))
+    while (e > s && ascii_is_space(e[-1]))
         e--;
     size_t n = (size_t)(e - s);
     return n ? xstrndup(s, n < RCVD_MAX_TEXT ? n : RCVD_MAX_TEXT) : NULL;
@@ -569,7 +529,7 @@ void rcvd_parse(const char *value, struct rcvd_hop *h)
     const char *end = semi ? semi : e;
     const char *after_single = NULL;   /* just after an id or for clause's word */
     for (const char *p = v; p < end;) {
-        if (is_space(*p) || *p == ';') {
+        if (ascii_is_space(*p) || *p == ';') {
             p++;
             continue;
         }
@@ -590,7 +550,7 @@ void rcvd_parse(const char *value, struct rcvd_hop *h)
             continue;
         }
         const char *s = p;
-        while (p < end && !is_space(*p) && *p != '(' && *p != ';')
+        while (p < end && !ascii_is_space(*p) && *p != '(' && *p != ';')
             p++;
         struct span w = { s, (size_t)(p - s) };
         any_word = true;
