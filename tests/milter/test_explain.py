@@ -55,6 +55,14 @@ class Explain(KjTestCase):
             self.assertEqual(rows[0]["message_id"], msgid)
             self.assertEqual(rows[0]["queue_id"], qid)
             self.assertEqual([r["code"] for r in rows[0]["reasons"]], codes(msg))
+        # export carries the same verdict, Message-ID included
+        p = subprocess.run([CLI, "-d", self.m.db, "export"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        exported = [json.loads(l) for l in p.stdout.decode().splitlines()]
+        mine = [r for r in exported if r["id"] == msg["id"]]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual((mine[0]["message_id"], mine[0]["queue_id"]), (msgid, qid))
         # the verdict id
         p = self.explain("--id", str(msg["id"]))
         self.assertTrue(p.stdout.decode().startswith("verdict %d, message," % msg["id"]))
