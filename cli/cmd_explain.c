@@ -57,14 +57,17 @@ static void each_member(sqlite3 *db, const char *json,
                         void *arg)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT r.key, a.key, a.value FROM json_each(?1) r, "
-                               "json_each(r.value) a ORDER BY r.key, a.id",
+    if (sqlite3_prepare_v2(db, "SELECT r.key, a.key, a.value FROM json_each(CASE WHEN "
+                               "json_valid(?1) THEN ?1 ELSE '[]' END) r, json_each(r.value) a "
+                               "WHERE r.type = 'object' ORDER BY r.key, a.id",
                            -1, &st, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_text(st, 1, json ? json : "[]", -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        fn(sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-           (const char *)sqlite3_column_text(st, 2), arg);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 1);
+        if (key)   /* a member of an object; a bare array element has none */
+            fn(sqlite3_column_int64(st, 0), key, (const char *)sqlite3_column_text(st, 2), arg);
+    }
     sqlite3_finalize(st);
 }
 
@@ -86,8 +89,12 @@ static void print_reason(long idx, const char *key, const char *val, void *arg)
         printf(" %s%s", sbuf_str(&b), !strcmp(key, "check") ? " /" : ":");
     else if (!strcmp(key, "text"))
         printf(" %s\n", sbuf_str(&b));
-    else
-        printf("       %s: %s\n", key, sbuf_str(&b));
+    else {
+        struct sbuf k = SBUF_INIT;
+        esc_text_s(&k, key);
+        printf("       %s: %s\n", sbuf_str(&k), sbuf_str(&b));
+        sbuf_free(&k);
+    }
     /* what decided: the threshold or rule named by file:line */
     if (!strcmp(key, "threshold") || !strcmp(key, "rule")) {
         if (o->fired.len)
@@ -273,6 +280,19 @@ int cmd_explain(struct cli_ctx *ctx, int argc, char **argv)
         store_close(s);
         return 1;
     }
+    if (!how && f.n && all_digits(arg) && f.v[0]->id == strtoll(arg, NULL, 10)) {
+        struct store_filter q;   /* the digits might be a queue id as well */
+        store_filter_init(&q);
+        q.queue_id = arg;
+        q.limit = 1;
+        struct found other = { NULL, 0 };
+        if (store_query(s, &q, collect, &other, err, sizeof err) == 0 && other.n)
+            fprintf(stderr, "kanjiki explain: note: %s is also a queue id; this is verdict %s "
+                    "(kanjiki explain --queue-id %s for the other)\n", arg, arg, arg);
+        for (size_t k = 0; k < other.n; k++)
+            verdict_free(other.v[k]);
+        free(other.v);
+    }
     if (!f.n) {
         struct sbuf b = SBUF_INIT;
         esc_text_s(&b, arg);
@@ -281,6 +301,22 @@ int cmd_explain(struct cli_ctx *ctx, int argc, char **argv)
         sbuf_free(&b);
         store_close(s);
         return 1;
+    }
+    /* a short queue id comes back (Postfix reuses them): verdicts of other
+     * clients or days under one queue id are most likely other messages */
+    if (f.n > 1) {
+        int64_t lo = f.v[0]->time_ms, hi = lo;
+        bool clients = false;
+        for (size_t k = 1; k < f.n; k++) {
+            lo = f.v[k]->time_ms < lo ? f.v[k]->time_ms : lo;
+            hi = f.v[k]->time_ms > hi ? f.v[k]->time_ms : hi;
+            const char *a = f.v[k]->client_ip, *b = f.v[0]->client_ip;
+            clients |= (a == NULL) != (b == NULL) || (a && b && strcmp(a, b));
+        }
+        if (clients || hi - lo > 86400000)
+            fprintf(stderr, "kanjiki explain: note: these %zu verdicts come from %s: the MTA "
+                    "may have used the queue id again; check the times and clients\n", f.n,
+                    clients ? "different clients" : "more than a day apart");
     }
     /* oldest first: the refused recipients come before the message */
     for (size_t k = f.n; k-- > 0;) {

@@ -3,6 +3,7 @@
  * batch; kanjiki export: stream verdicts out as JSON lines or CSV without
  * holding them in memory. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,32 @@ static const char *export_help =
     "kanjiki query --format json, or CSV with a header line.\n";
 
 static const char *const csv_cols[] = {
-    "id", "time", "kind", "queue_id", "client_ip", "client_name", "helo", "sender",
+    "id", "time", "kind", "queue_id", "message_id", "client_ip", "client_name", "helo", "sender",
     "auth_user", "rcpt", "recipients", "stage", "action", "monitor", "reply", "score",
     "degraded", "reasons",
 };
+
+/* RFC 4180: quoted when it holds a comma, quote or line break, quotes
+ * doubled; the data stays as it is (JSON columns stay JSON, a negative
+ * score stays a number), except control bytes, shown as \xNN so that the
+ * export never carries terminal escapes. */
+static void csv_field(struct sbuf *b, const char *s)
+{
+    bool quote = strpbrk(s, ",\"\r\n") != NULL;
+    if (quote)
+        sbuf_addc(b, '"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"')
+            sbuf_adds(b, "\"\"");
+        else if (c < 0x20 || c == 0x7f)
+            sbuf_addf(b, "\\x%02x", c);
+        else
+            sbuf_addc(b, (char)c);
+    }
+    if (quote)
+        sbuf_addc(b, '"');
+}
 
 struct export {
     bool csv;
@@ -130,7 +153,8 @@ static int export_row(const struct verdict *v, void *arg)
         if (v->scored)
             snprintf(score, sizeof score, "%g", v->score);
         char *rcpts = verdict_rcpts_to_json(v);
-        const char *cells[] = { id, when, verdict_kind_name(v->kind), v->queue_id, v->client_ip,
+        const char *cells[] = { id, when, verdict_kind_name(v->kind), v->queue_id, v->message_id,
+                                v->client_ip,
                                 v->client_name, v->helo, v->sender, v->auth_user, v->rcpt,
                                 rcpts, verdict_stage_name(v->stage),
                                 verdict_action_name(v->action), v->monitor ? "1" : "0",
@@ -139,8 +163,7 @@ static int export_row(const struct verdict *v, void *arg)
         for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
             if (i)
                 sbuf_addc(&x->b, ',');
-            const char *c = cells[i] ? cells[i] : "";
-            esc_csv(&x->b, c, strlen(c));
+            csv_field(&x->b, cells[i] ? cells[i] : "");
         }
         sbuf_addc(&x->b, '\n');
         free(rcpts);
@@ -162,7 +185,8 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv)
             fputs(export_help, stdout);
             return 0;
         } else if ((!strcmp(o, "--since") || !strcmp(o, "--until")) && v &&
-                   tu_parse_when(v, now, &t) == 0) {
+                   tu_parse_when(v, now, &t) == 0 && t >= 0 &&
+                   t <= (time_t)(INT64_MAX / 1000)) {
             *(o[2] == 's' ? &f.since_ms : &f.until_ms) = (int64_t)t * 1000;
             i++;
         } else if (!strcmp(o, "--format") && v && (!strcmp(v, "jsonl") || !strcmp(v, "json") ||

@@ -2,6 +2,7 @@
  * computed from the store (verdicts and their lookups), so it needs no
  * running daemon and shows any period. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,16 @@ static void add_zone(struct table *t, const struct store_zone_stat *z, enum cli_
     table_add(t, cells);
 }
 
-/* Refused clients by address block: /24 for IPv4, /48 for IPv6. */
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const struct store_count *)a)->key, ((const struct store_count *)b)->key);
+}
+
+/* Refused clients by address block: /24 for IPv4, /48 for IPv6 (sorted and
+ * merged: many thousands of clients stay quick). */
 static size_t blocks_of(const struct store_count *c, size_t n, struct store_count **out)
 {
-    *out = NULL;
+    *out = n ? xcalloc(n, sizeof **out) : NULL;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         struct ip a;
@@ -80,19 +87,19 @@ static size_t blocks_of(const struct store_count *c, size_t n, struct store_coun
             continue;
         struct cidr b = { a, ip_is_v4(&a) ? 120 : 48 };
         ip_mask(&b.net, b.bits);
-        char name[IP_STRLEN + 8];
-        cidr_format(&b, name, sizeof name);
-        size_t k = 0;
-        while (k < m && strcmp((*out)[k].key, name))
-            k++;
-        if (k == m) {
-            *out = xrealloc(*out, (m + 1) * sizeof **out);
-            snprintf((*out)[m].key, sizeof (*out)[m].key, "%s", name);
-            (*out)[m++].n = 0;
-        }
-        (*out)[k].n += c[i].n;
+        cidr_format(&b, (*out)[m].key, sizeof (*out)[m].key);
+        (*out)[m++].n = c[i].n;
     }
-    return m;
+    if (m)
+        qsort(*out, m, sizeof **out, by_key);
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (k && !strcmp((*out)[k - 1].key, (*out)[i].key))
+            (*out)[k - 1].n += (*out)[i].n;
+        else
+            (*out)[k++] = (*out)[i];
+    }
+    return k;
 }
 
 static int by_count(const void *a, const void *b)
@@ -217,8 +224,11 @@ static void print_prometheus(const uint64_t *counts, uint64_t degraded,
                              z[i].degraded, z[i].skipped, z[i].cached };
             struct sbuf b = SBUF_INIT;
             prom_label(&b, z[i].zone);
-            printf("%s{zone=\"%s\",kind=\"%s\"} %" PRIu64 "\n", name, sbuf_str(&b), z[i].kind,
-                   v[k]);
+            struct sbuf kb = SBUF_INIT;
+            prom_label(&kb, z[i].kind);
+            printf("%s{zone=\"%s\",kind=\"%s\"} %" PRIu64 "\n", name, sbuf_str(&b),
+                   sbuf_str(&kb), v[k]);
+            sbuf_free(&kb);
             sbuf_free(&b);
         }
     }
@@ -255,7 +265,8 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
             return 2;
         }
         const char *v = argv[++i];
-        if (!strcmp(o, "--since") && tu_parse_when(v, now, &since) < 0) {
+        if (!strcmp(o, "--since") && (tu_parse_when(v, now, &since) < 0 || since < 0 ||
+                                      since > (time_t)(INT64_MAX / 1000))) {
             fprintf(stderr, "kanjiki stats: bad time '%s'\n", v);
             return 2;
         }
@@ -309,7 +320,8 @@ int cmd_stats(struct cli_ctx *ctx, int argc, char **argv)
     }
     relay = nrel ? rel[0].n : 0;
     nb = blocks_of(clients, nc, &blocks);
-    qsort(blocks, nb, sizeof *blocks, by_count);
+    if (nb)
+        qsort(blocks, nb, sizeof *blocks, by_count);
     if (nb > (size_t)top)
         nb = (size_t)top;
     if (nc > (size_t)top)

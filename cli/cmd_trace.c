@@ -505,9 +505,15 @@ static int on_verdict(const struct verdict *v, void *arg)
         if (t->found[i].v->id == v->id)
             return 0;                   /* found already */
     size_t hop = q->hop;
-    for (size_t k = t->n; !hop && v->queue_id && k >= 1; k--)
-        if (t->h[k - 1].r.id && !strcmp(t->h[k - 1].r.id, v->queue_id))
+    /* found by Message-ID: tied to a hop only when its queue id and its
+     * client address are that hop's */
+    for (size_t k = t->n; !hop && v->queue_id && k >= 1; k--) {
+        const struct rcvd_hop *r = &t->h[k - 1].r;
+        struct ip vip;
+        if (r->id && !strcmp(r->id, v->queue_id) && r->has_ip && v->client_ip &&
+            ip_parse(v->client_ip, &vip) == 0 && ip_cmp(&vip, &r->ip) == 0)
             hop = k;
+    }
     t->found = xrealloc(t->found, (t->nfound + 1) * sizeof *t->found);
     t->found[t->nfound++] = (struct found){ hop, q->hop ? "queue_id" : "message_id",
                                             verdict_clone(v), reasons_text(q->db,

@@ -503,12 +503,18 @@ static void q_rcpt(struct qbuild *q, const char *rcpt)
     q_text(q, t);
 }
 
-static void build_query(struct qbuild *q, const struct store_filter *f)
+/* msgid: the schema has message_id (5 and later; a database opened
+ * read-only before the milter migrated it has not). Reasons that are not
+ * valid JSON (a damaged row) read as none, so that every output stays JSON. */
+static void build_query(struct qbuild *q, const struct store_filter *f, bool msgid)
 {
-    sbuf_adds(&q->sql,
+    sbuf_addf(&q->sql,
               "SELECT id, time_ms, kind, queue_id, client_ip, client_name, helo,"
               " sender, auth_user, rcpt, recipients, stage, action, monitor, reply,"
-              " reasons, score, degraded, message_id FROM verdicts WHERE 1");
+              " CASE WHEN json_valid(reasons) THEN reasons ELSE '[]' END, score, degraded, %s"
+              " FROM verdicts WHERE 1", msgid ? "message_id" : "NULL");
+    if (!msgid && f->message_id)
+        q_cond(q, "0");   /* no Message-ID was recorded then */
     if (f->id) {
         q_cond(q, "id = ?");
         q_int(q, f->id);
@@ -710,7 +716,7 @@ int store_query(struct store *s, const struct store_filter *f,
 {
     struct qbuild q;
     memset(&q, 0, sizeof q);
-    build_query(&q, f);
+    build_query(&q, f, store_schema_version(s) >= 5);
     sqlite3_stmt *st = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(s->db, sbuf_str(&q.sql), -1, &st, NULL) != SQLITE_OK)
@@ -846,8 +852,8 @@ int store_timeline(struct store *s, int64_t since_ms, int64_t bucket_ms,
                    struct store_bucket **out, size_t *n, char *err, size_t errlen)
 {
     static const char sql[] =
-        "SELECT (time_ms / ?2) * ?2 AS b, action, count(*) FROM verdicts WHERE time_ms >= ?1"
-        " GROUP BY b, action ORDER BY b";
+        "SELECT (time_ms / ?2 - (time_ms < 0 AND time_ms % ?2 <> 0)) * ?2 AS b, action,"
+        " count(*) FROM verdicts WHERE time_ms >= ?1 GROUP BY b, action ORDER BY b";
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
@@ -880,6 +886,12 @@ int store_timeline(struct store *s, int64_t since_ms, int64_t bucket_ms,
 /* What was refused, tagged or quarantined counts for the tops; a relay
  * attempt is a recipient refused by the relay guard or a routing check. */
 #define NOT_ACCEPT "action <> 'accept'"
+/* reasons that say why a recipient or a message was accepted, and SPF
+ * results that weigh nothing against it: not why it was refused or tagged */
+#define ACCEPTANCE_CODES                                                             \
+    "('local_domain', 'relay_domain', 'own_ip_literal', 'postmaster', 'smtp_auth', " \
+    "'trusted_network', 'popauth_grant', 'allow_rule', 'spf_pass', 'spf_none', "     \
+    "'spf_neutral', 'score_exempt')"
 #define REFUSED "action IN ('reject', 'tempfail')"
 
 int store_top(struct store *s, enum store_top what, int64_t since_ms, size_t limit,
@@ -887,15 +899,18 @@ int store_top(struct store *s, enum store_top what, int64_t since_ms, size_t lim
 {
     static const char *const sql[] = {
         [STORE_TOP_REASONS] =
-            "SELECT json_extract(r.value, '$.code') AS k, count(*) AS c FROM verdicts, "
-            "json_each(verdicts.reasons) r WHERE time_ms >= ?1 AND " NOT_ACCEPT
-            " AND k IS NOT NULL GROUP BY k ORDER BY c DESC, k LIMIT ?2",
+            "SELECT json_extract(r.value, '$.code') AS k, count(DISTINCT verdicts.id) AS c "
+            "FROM verdicts, " JSON_OR_EMPTY("verdicts.reasons") " r WHERE time_ms >= ?1 AND "
+            NOT_ACCEPT " AND k IS NOT NULL AND k NOT IN " ACCEPTANCE_CODES
+            " AND (k <> 'snowshoe_score' OR json_extract(r.value, '$.action') IN "
+            "('tag', 'quarantine', 'tempfail', 'reject')) GROUP BY k ORDER BY c DESC, k "
+            "LIMIT ?2",
         [STORE_TOP_CLIENTS] =
             "SELECT client_ip AS k, count(*) AS c FROM verdicts WHERE time_ms >= ?1 AND "
             REFUSED " AND k IS NOT NULL GROUP BY k ORDER BY c DESC, k LIMIT ?2",
         [STORE_RELAY_REFUSED] =
             "SELECT 'relay', count(*) FROM verdicts WHERE time_ms >= ?1 AND kind = 'rcpt' AND "
-            REFUSED " AND EXISTS (SELECT 1 FROM json_each(verdicts.reasons) r WHERE "
+            REFUSED " AND EXISTS (SELECT 1 FROM " JSON_OR_EMPTY("verdicts.reasons") " r WHERE "
             "json_extract(r.value, '$.check') IN ('relay', 'route')) AND ?2 > 0",
     };
     *out = NULL;
@@ -1249,11 +1264,17 @@ static bool prune_round(struct store_writer *w)
     pthread_mutex_lock(&w->mu);
     w->pruned += (uint64_t)deleted;
     if (!more) {
-        if (w->pruned)
-            log_msg(LOG_INFO, "retention: %llu verdicts older than %lld days deleted",
-                    (unsigned long long)w->pruned, (long long)(w->retention_ms / 86400000));
+        uint64_t total = w->pruned;
+        int64_t days = w->retention_ms / 86400000;
         w->pruned = 0;
         w->next_prune_ms = tu_now_ms() + PRUNE_EVERY_MS;
+        if (total) {
+            /* never log under the lock submitters wait for */
+            pthread_mutex_unlock(&w->mu);
+            log_msg(LOG_INFO, "retention: %llu verdicts older than %lld days deleted",
+                    (unsigned long long)total, (long long)days);
+            pthread_mutex_lock(&w->mu);
+        }
     }
     return more;
 }

@@ -299,7 +299,10 @@ char *verdict_rcpts_to_json(const struct verdict *v)
     return sbuf_take(&b);
 }
 
-char *verdict_json_members(const struct verdict *v)
+/* brief: at most BRIEF_RCPTS recipients and no lookups (counted instead),
+ * so that a log line stays under a syslog daemon's message size. */
+#define BRIEF_RCPTS 20
+static char *json_members(const struct verdict *v, bool brief)
 {
     struct sbuf b = SBUF_INIT;
     char when[40];
@@ -314,6 +317,14 @@ char *verdict_json_members(const struct verdict *v)
     json_member_null(&b, "auth_user", v->auth_user);
     if (v->kind == VERDICT_KIND_RCPT) {
         json_member_null(&b, "rcpt", v->rcpt);
+    } else if (brief && v->nrcpts > BRIEF_RCPTS) {
+        sbuf_adds(&b, ",\"recipients\":[");
+        for (size_t i = 0; i < BRIEF_RCPTS; i++) {
+            if (i)
+                sbuf_addc(&b, ',');
+            esc_json_s(&b, v->rcpts[i]);
+        }
+        sbuf_addf(&b, "],\"recipients_total\":%zu", v->nrcpts);
     } else {
         char *r = verdict_rcpts_to_json(v);
         sbuf_addf(&b, ",\"recipients\":%s", r);
@@ -328,13 +339,44 @@ char *verdict_json_members(const struct verdict *v)
     else
         sbuf_adds(&b, ",\"score\":null");
     sbuf_addf(&b, ",\"degraded\":%s", v->degraded ? "true" : "false");
-    char *reasons = v->reasons_json ? NULL : verdict_reasons_to_json(v);
-    char *lookups = v->lookups_json ? NULL : verdict_lookups_to_json(v);
-    sbuf_addf(&b, ",\"reasons\":%s,\"lookups\":%s", reasons ? reasons : v->reasons_json,
-              lookups ? lookups : v->lookups_json);
-    free(reasons);
-    free(lookups);
+    if (brief && !v->reasons_json) {
+        /* every reason about the message; of those about one recipient
+         * each, the first BRIEF_RCPTS */
+        size_t per_rcpt = 0, shown = 0;
+        sbuf_adds(&b, ",\"reasons\":[");
+        for (size_t i = 0; i < v->nreasons; i++) {
+            if (v->reasons[i].rcpt && per_rcpt++ >= BRIEF_RCPTS)
+                continue;
+            if (shown++)
+                sbuf_addc(&b, ',');
+            reason_to_json(&b, &v->reasons[i]);
+        }
+        sbuf_addc(&b, ']');
+        if (shown < v->nreasons)
+            sbuf_addf(&b, ",\"reasons_total\":%zu", v->nreasons);
+    } else {
+        char *reasons = v->reasons_json ? NULL : verdict_reasons_to_json(v);
+        sbuf_addf(&b, ",\"reasons\":%s", reasons ? reasons : v->reasons_json);
+        free(reasons);
+    }
+    if (brief) {
+        sbuf_addf(&b, ",\"lookups_count\":%zu", v->nlookups);
+    } else {
+        char *lookups = v->lookups_json ? NULL : verdict_lookups_to_json(v);
+        sbuf_addf(&b, ",\"lookups\":%s", lookups ? lookups : v->lookups_json);
+        free(lookups);
+    }
     return sbuf_take(&b);
+}
+
+char *verdict_json_members(const struct verdict *v)
+{
+    return json_members(v, false);
+}
+
+char *verdict_json_members_brief(const struct verdict *v)
+{
+    return json_members(v, true);
 }
 
 /* Index of s in names (ASCII case-insensitive), or -1. */

@@ -135,6 +135,11 @@ char *verdict_rcpts_to_json(const struct verdict *v);
  * json). Works on a verdict built in memory or loaded from the store.
  * Caller frees. */
 char *verdict_json_members(const struct verdict *v);
+/* The same for a log line: at most 20 recipients ("recipients_total" gives
+ * the number when there are more) and "lookups_count" instead of the
+ * lookups (in the store, and in `kanjiki explain`), so that one verdict
+ * stays one syslog message. */
+char *verdict_json_members_brief(const struct verdict *v);
 
 const char *verdict_action_name(enum verdict_action a);  /* "accept" ... */
 int verdict_action_parse(const char *s, enum verdict_action *out);

@@ -198,7 +198,7 @@ static struct verdict *verdict_for(const struct conn *c, enum verdict_kind kind)
 static void log_verdict(const struct verdict *v)
 {
     if (log_is_json()) {
-        char *m = verdict_json_members(v);
+        char *m = verdict_json_members_brief(v);
         struct sbuf b = SBUF_INIT;
         sbuf_addf(&b, "\"event\":\"verdict\",%s", m);
         log_fields(LOG_INFO, sbuf_str(&b));

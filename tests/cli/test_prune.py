@@ -104,6 +104,31 @@ class PruneExport(unittest.TestCase):
         self.assertEqual(len(p.stdout.decode().splitlines()), 1)
         self.assertEqual(self.cli("export", "--format", "xml").returncode, 2)
 
+    def test_damaged_reasons_and_awkward_values(self):
+        make_db(self.db, [(1, "a"), (1, "b"), (1, "c")])
+        db = sqlite3.connect(self.db)
+        db.execute("UPDATE verdicts SET reasons = '[1,{\"check\":\"a\"}]' WHERE id = 1")
+        db.execute("UPDATE verdicts SET reasons = 'not json' WHERE id = 2")
+        db.execute("UPDATE verdicts SET sender = '\"a b\"@x.example', score = -2.5, reasons ="
+                   " '[{\"check\":\"relay\",\"code\":\"relay_denied\",\"text\":"
+                   "\"said \\\"hi\\\", then -1\"}]' WHERE id = 3")
+        db.commit()
+        db.close()
+        for i in ("1", "2", "3"):
+            p = self.cli("explain", i)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.cli("stats", "--format", "json", "--since", "7d")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for l in self.cli("export").stdout.decode().splitlines():
+            json.loads(l)   # every line stays JSON, damaged reasons read as none
+        p = self.cli("export", "--format", "csv")
+        rows = list(csv.DictReader(io.StringIO(p.stdout.decode())))
+        r3 = [r for r in rows if r["id"] == "3"][0]
+        self.assertEqual(r3["sender"], '"a b"@x.example')          # as it is
+        self.assertEqual(r3["score"], "-2.5")                      # still a number
+        self.assertEqual(json.loads(r3["reasons"])[0]["text"], 'said "hi", then -1')
+        self.assertIn("message_id", rows[0])
+
     def test_export_into_a_closed_pipe_stops(self):
         make_db(self.db, [(1, "h")] * 5000)
         p = subprocess.Popen([CLI, "-c", self.conf, "-d", self.db, "export"],

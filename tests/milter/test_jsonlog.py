@@ -73,4 +73,19 @@ class JsonLog(OwnMilterCase):
                               o.get("sender") == self.sender)
         self.assertEqual(msg[0]["recipients"], ["u@local.test"])
         self.assertEqual(msg[0]["action"], "accept")
-        self.assertIn("lookups", msg[0])
+        self.assertIn("lookups_count", msg[0])   # the lookups themselves stay in the store
+
+    def test_a_message_to_many_recipients_stays_one_short_line(self):
+        with self.m.session("198.51.100.45") as c:
+            self.assertContinue(c.mail("<%s>" % self.sender))
+            for i in range(300):
+                self.assertContinue(c.rcpt("<user%03d-%s@local.test>" % (i, self.tok)))
+            self.assertContinue(c.eom().final)
+            c.quit()
+        o = self.wait_event(lambda o: o.get("kind") == "message" and
+                            o.get("sender") == self.sender)[0]
+        self.assertEqual(len(o["recipients"]), 20)
+        self.assertEqual(o["recipients_total"], 300)
+        line = [l for l in self.m.log_text().splitlines() if self.sender in l and
+                '"kind":"message"' in l][0]
+        self.assertLess(len(line.encode()), 8192)   # rsyslog's default message size
