@@ -378,7 +378,7 @@ int cmd_replay(struct cli_ctx *ctx, int argc, char **argv)
             rules_snowshoe_threshold_for(rules, res.score, res.cluster);
         enum verdict_action a = th ? th->action : VERDICT_ACCEPT;
         if (a >= VERDICT_TAG && a != VERDICT_TEMPFAIL)
-            snowshoe_spam(ss, &sm);
+            snowshoe_spam(ss, &sm, &res);
         counts[a]++;
         cluster += res.cluster;
         platform += res.platform;

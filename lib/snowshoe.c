@@ -499,6 +499,7 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
     if (m->client) {
         uint64_t bk = cluster_key(s, m, sdom, r->platform, r->identified, r->block,
                                   sizeof r->block);
+        r->block_key = bk;
         blockh = (uint32_t)bk;
         b = t_get(&s->blocks, bk, NULL, true);
         if (!b->n.name)
@@ -694,24 +695,20 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
     r->score = r->msg_score + cl + trust;
 }
 
-void snowshoe_spam(struct snowshoe *s, const struct snowshoe_msg *m)
+void snowshoe_spam(struct snowshoe *s, const struct snowshoe_msg *m,
+                   const struct snowshoe_result *r)
 {
-    char env_reg[256], from_reg[256], label[80];
-    reg_domain(s, m->env_domain, env_reg, sizeof env_reg);
-    reg_domain(s, m->from_domain, from_reg, sizeof from_reg);
-    const char *sdom = *env_reg ? env_reg : from_reg;
+    /* the block key and sender domain snowshoe_eval worked out: not again */
     pthread_mutex_lock(&s->mu);
-    bool platform = is_platform(s, m);
-    if (m->client && !platform) {
+    if (m->client && !r->platform) {
         /* the block, or the operator, remembers; a shared platform does not
          * (its next customer is somebody else) */
-        enum snowsig_helo hc = snowsig_helo_class(m->helo, m->ptr, s->cfg.psl);
-        uint64_t k = cluster_key(s, m, sdom, false, is_identified(m, hc), label, sizeof label);
-        struct block *b = t_get(&s->blocks, k, NULL, true);
+        struct block *b = t_get(&s->blocks, r->block_key, NULL, true);
         b->memory = decayed(s, b, m->time_ms) + 1.0;
         b->mem_t = m->time_ms;
     }
-    struct domain *dn = *sdom ? t_get(&s->domains, fnv_lower(sdom), sdom, false) : NULL;
+    struct domain *dn =
+        r->domain[0] ? t_get(&s->domains, fnv_lower(r->domain), r->domain, false) : NULL;
     if (dn) {
         dn->spam++;
         dn->spam_t = m->time_ms;

@@ -84,6 +84,7 @@ struct snowshoe_result {
                                    by the PTR's domain (the operator) */
     char domain[256];           /* the registrable sender domain counted (the
                                    envelope's, else From:'s), or "" */
+    uint64_t block_key;         /* the block's key (for snowshoe_spam) */
     char block[80];             /* "198.51.100.0/24", "platform:DOMAIN",
                                    "operator:DOMAIN", or "" */
     struct snowshoe_contrib c[SNOWSHOE_MAX_CONTRIB];
@@ -103,8 +104,9 @@ void snowshoe_eval(struct snowshoe *s, const struct snowshoe_msg *m,
                    struct snowshoe_result *out);
 /* The final action for m was spam-like (tag or worse): the block's spam
  * memory grows (and decays with time), the sender domain loses its clean
- * history. */
-void snowshoe_spam(struct snowshoe *s, const struct snowshoe_msg *m);
+ * history. r: what snowshoe_eval said of m. */
+void snowshoe_spam(struct snowshoe *s, const struct snowshoe_msg *m,
+                   const struct snowshoe_result *r);
 
 struct snowshoe_stats {
     size_t blocks, domains, prints, wides;

@@ -947,7 +947,7 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
     /* spam memory grows once per message, by its final action: not for a
      * first attempt that may yet be retried */
     if (want >= VERDICT_TAG && want != VERDICT_TEMPFAIL)
-        snowshoe_spam(kj.snow, &m);
+        snowshoe_spam(kj.snow, &m, &r);
     const char *mode = conf->snowshoe == CONF_SNOW_ENFORCE ? "" : "would ";
     struct sbuf t = SBUF_INIT;
     sbuf_addf(&t, "snowshoe score %.1f (%s), %s: %s%s", r.score,

@@ -95,7 +95,7 @@ int main(int argc, char **argv)
         double t0 = now_s();
         snowshoe_eval(s, &m, &r);
         if (r.score >= SNOWSHOE_TAG) {
-            snowshoe_spam(s, &m);
+            snowshoe_spam(s, &m, &r);
             flagged++;
         }
         busy += now_s() - t0;

@@ -191,9 +191,10 @@ START_TEST(test_spam_memory_decays_with_time)
     ip_parse("198.51.100.9", &a);
     struct snowshoe_msg m = { .time_ms = T0, .client = &a, .helo = "x.example",
                               .env_domain = "spam.example" };
-    snowshoe_spam(s, &m);
-    snowshoe_spam(s, &m);
     struct snowshoe_result r;
+    snowshoe_eval(s, &m, &r);
+    snowshoe_spam(s, &m, &r);
+    snowshoe_spam(s, &m, &r);
     msg(s, T0 + HOUR, "198.51.100.77", "h.example", NULL, "other.example", "s", &r);
     double w1 = weight(&r, "block_memory");
     ck_assert_msg(w1 > 1.9 && w1 <= 2.0, "memory after 1 h: %.3f", w1);
@@ -241,7 +242,7 @@ START_TEST(test_a_domain_called_spam_is_remembered_when_it_comes_back)
     struct snowshoe_result r;
     snowshoe_eval(s, &m, &r);
     ck_assert(!has(&r, "domain_spam"));
-    snowshoe_spam(s, &m);
+    snowshoe_spam(s, &m, &r);
     msg(s, T0 + 3 * DAY, "203.0.113.50", "x.example", NULL, "throwaway.example", "s", &r);
     ck_assert(has(&r, "domain_spam"));
     ck_assert(r.cluster);
