@@ -623,7 +623,7 @@ static char *angle_value(const char *v)
     return xstrndup(v, n);
 }
 
-static char *domain_after_at(const char *s)
+char *mailmsg_id_domain(const char *s)
 {
     const char *at = strrchr(s, '@');
     if (!at)
@@ -739,7 +739,7 @@ int mailmsg_parse(const char *text, size_t len, const struct cidrset *trusted,
             free(out->message_id);
             out->message_id = NULL;
         } else {
-            out->msgid_domain = domain_after_at(out->message_id);
+            out->msgid_domain = mailmsg_id_domain(out->message_id);
         }
     }
     if (rpath)

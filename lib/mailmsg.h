@@ -73,6 +73,9 @@ size_t mailmsg_each_header(const char *text, size_t len, const char *name, size_
  * string, or NULL when there is none): the milter sees header fields one
  * by one and must read them as a replay does. */
 char *mailmsg_from_display(const char *from_value);
+/* The domain of a Message-ID without its <> (after the last '@', lower
+ * case, one trailing dot dropped): a new string, or NULL when none. */
+char *mailmsg_id_domain(const char *message_id);
 /* A header value with its RFC 2047 words decoded as above (new string). */
 char *mailmsg_decode_words(const char *value);
 

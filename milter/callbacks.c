@@ -71,7 +71,7 @@ struct conn {
     size_t n_ar_forged;
     unsigned xk_seen[4];              /* X-Kanjiki-Score, -Spam, -Monitor, -Snowshoe */
     /* for the snowshoe detector */
-    char *from_domain, *msgid_domain, *subject, *display, *message_id;
+    char *from_domain, *subject, *display, *message_id;
     struct sbuf body;                 /* the first SNOW_BODY bytes */
     struct fcrdns *fcr;               /* the client's PTR name, checked by us */
     bool fcr_done;
@@ -146,11 +146,10 @@ static void txn_reset(struct conn *c)
     c->n_ar_forged = 0;
     memset(c->xk_seen, 0, sizeof c->xk_seen);
     free(c->from_domain);
-    free(c->msgid_domain);
     free(c->subject);
     free(c->display);
     free(c->message_id);
-    c->from_domain = c->msgid_domain = c->subject = c->display = c->message_id = NULL;
+    c->from_domain = c->subject = c->display = c->message_id = NULL;
     sbuf_free(&c->body);
     c->nallowed = 0;
     verdict_free(c->early_ev);
@@ -677,17 +676,6 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
         }
         c->display = mailmsg_from_display(v);
         free(v);
-    } else if (!strcasecmp(name, "Message-ID") && !c->msgid_domain) {
-        /* <local@domain>: the part after the last '@' */
-        const char *at = strrchr(value, '@');
-        if (at) {
-            size_t n = strcspn(at + 1, "> \t\r\n");
-            if (n && n < 256) {
-                c->msgid_domain = xstrndup(at + 1, n);
-                for (char *p = c->msgid_domain; *p; p++)
-                    *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-            }
-        }
     } else if (!strcasecmp(name, "Subject") && !c->subject) {
         char *raw = copy_arg(value, 998);
         c->subject = mailmsg_decode_words(raw);   /* as kanjiki replay reads it */
@@ -892,6 +880,12 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
     const char *ptr;
     bool confirmed = client_ptr(c, &ptr);
     int64_t now = tu_now_ms();
+    /* the Message-ID's domain, read as replay reads it */
+    char msgid_domain[256] = "";
+    char *md = c->message_id ? mailmsg_id_domain(c->message_id) : NULL;
+    if (md && strlen(md) < sizeof msgid_domain)
+        memcpy(msgid_domain, md, strlen(md) + 1);
+    free(md);
     struct snowshoe_msg m = {
         .time_ms = now,
         .client = &c->ip,
@@ -900,7 +894,7 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
         .ptr_confirmed = confirmed,
         .env_domain = at && at[1] ? at + 1 : NULL,
         .from_domain = c->from_domain,
-        .msgid_domain = c->msgid_domain,
+        .msgid_domain = msgid_domain[0] ? msgid_domain : NULL,
         .subject = c->subject,
         .display = c->display,
         .body_fp = c->body.len ? mailmsg_body_fingerprint(sbuf_str(&c->body), c->body.len,
