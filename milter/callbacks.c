@@ -908,10 +908,10 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
                                                : RULES_SNOW_RETRY_DELAY_MS;
     int64_t window = rules->snow.retry_window_ms ? rules->snow.retry_window_ms
                                                  : RULES_SNOW_RETRY_WINDOW_MS;
-    uint64_t rkey = retry_key(c, v);
+    bool remember = enforce && !monitor && kj.retry;   /* only then is there a retry */
+    uint64_t rkey = remember ? retry_key(c, v) : 0;
     enum retrymem_state again =
-        enforce && !monitor && kj.retry ? retrymem_check(kj.retry, rkey, now, delay, window)
-                                        : RETRYMEM_NONE;
+        remember ? retrymem_check(kj.retry, rkey, now, delay, window) : RETRYMEM_NONE;
     m.repeat = again != RETRYMEM_NONE;
     struct snowshoe_result r;
     snowshoe_eval(kj.snow, &m, &r);
@@ -933,8 +933,7 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
     } else if (again != RETRYMEM_NONE) {
         retry = "retried: the block is rejected meanwhile";
         retrymem_forget(kj.retry, rkey);
-    } else if (want == VERDICT_TEMPFAIL && want > v->action && enforce && !monitor &&
-               kj.retry) {
+    } else if (want == VERDICT_TEMPFAIL && want > v->action && remember) {
         retry = "first attempt";   /* only when this tempfail is what happens */
         retrymem_note(kj.retry, rkey, now);
     }
