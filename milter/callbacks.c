@@ -364,6 +364,14 @@ static bool scoring_on(const struct conn *c)
     return !c->trusted && !c->granted && !c->auth_user && c->have_ip;
 }
 
+/* The snowshoe detector looks at this transaction: running (started) and
+ * not switched off by a reload, and the client is scored. What only it
+ * reads (display name, decoded subject, body text) is gathered only then. */
+static bool snowshoe_on(const struct conn *c)
+{
+    return kj.snow && c->policy->conf->snowshoe != CONF_SNOW_OFF && scoring_on(c);
+}
+
 static void run_spf(struct conn *c)
 {
     if (c->spf_done || !kj.spf || !c->policy->rules->spf_used)
@@ -674,9 +682,10 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
             dnscheck_domain(c->dc, dom, RULES_CHECK_FROM);
             c->from_domain = xstrdup(dom);
         }
-        c->display = mailmsg_from_display(v);
+        if (snowshoe_on(c))
+            c->display = mailmsg_from_display(v);
         free(v);
-    } else if (!strcasecmp(name, "Subject") && !c->subject) {
+    } else if (!strcasecmp(name, "Subject") && !c->subject && snowshoe_on(c)) {
         char *raw = copy_arg(value, 998);
         c->subject = mailmsg_decode_words(raw);   /* as kanjiki replay reads it */
         free(raw);
@@ -701,13 +710,13 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
     struct conn *c = smfi_getpriv(ctx);
     if (c && c->uri && !uri_scan_truncated(c->uri))
         uri_scan_add(c->uri, (const char *)chunk, len);
-    bool want_text = c && c->msg && kj.snow && scoring_on(c) && c->body.len < SNOW_BODY;
+    bool want_text = c && c->msg && snowshoe_on(c) && c->body.len < SNOW_BODY;
     if (want_text)
         sbuf_add(&c->body, (const char *)chunk,
                  len < SNOW_BODY - c->body.len ? len : SNOW_BODY - c->body.len);
     /* nothing (more) to read: let the MTA stop sending the body */
     if (c && c->can_skip && (!c->uri || uri_scan_truncated(c->uri)) &&
-        (!c->msg || !kj.snow || !scoring_on(c) || c->body.len >= SNOW_BODY))
+        (!c->msg || !snowshoe_on(c) || c->body.len >= SNOW_BODY))
         return SMFIS_SKIP;
     return SMFIS_CONTINUE;
 }
@@ -874,7 +883,7 @@ static sfsistat snowshoe_message(SMFICTX *ctx, struct conn *c, struct verdict *v
 {
     const struct conf *conf = c->policy->conf;
     const struct ruleset *rules = c->policy->rules;
-    if (!kj.snow || conf->snowshoe == CONF_SNOW_OFF || !scoring_on(c))
+    if (!snowshoe_on(c))
         return rc;
     const char *at = c->sender ? strrchr(c->sender, '@') : NULL;
     const char *ptr;
